@@ -1,0 +1,13 @@
+"""pvae-tune: property-variational autoencoders for porous microstructures.
+
+Conventions used throughout the package (see ``data/README.md``):
+
+* voxel images are boolean arrays, ``True`` = pore (fluid), ``False`` = solid,
+  indexed ``(z, y, x)``: axis 0 is the slice index of an image stack, axis 2 is x;
+* tensor components are named in ``(x, y, z)`` order, so ``K_xx`` is flow along the
+  last array axis;
+* porosity is pore voxels / all voxels; permeability is stored in lattice units
+  (voxel edge = 1) with the superficial-velocity Darcy convention.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Physics of voxel microstructures: porosity and permeability."""
+
+from pvae.physics.porosity import porosity
+
+__all__ = ["porosity"]
