@@ -1,0 +1,119 @@
+"""Atomic writes: a crash never leaves a half-written file or directory that looks complete."""
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pvae.errors import PvaeError
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory under a temporary name and rename it into place on success.
+
+    Parameters
+    ----------
+    out : str or Path
+        Final directory. If it exists, :class:`PvaeError` unless ``overwrite``.
+    overwrite : bool
+        Replace an existing ``out`` (only once the new one is complete).
+
+    Yields
+    ------
+    Path
+        The temporary directory to fill. On an exception it is removed, together
+        with any parent folders this call created, and ``out`` is untouched.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise PvaeError(f"{out}: output directory exists; use --overwrite to replace it")
+    missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = _temp_name(out)
+    temp.mkdir()
+    try:
+        yield temp
+        if out.exists():
+            old = _temp_name(out)
+            out.rename(old)
+            temp.rename(out)
+            shutil.rmtree(old)
+        else:
+            temp.rename(out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a file under a temporary name, fsync it, then rename it into place."""
+    path = Path(path)
+    temp = _temp_name(path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_write_parquet(
+    frame: pd.DataFrame, path: str | Path, metadata: dict | None = None
+) -> Path:
+    """Write a DataFrame as Parquet atomically, with JSON metadata under key ``pvae``.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        The table; its index is not stored.
+    path : str or Path
+        Target ``.parquet`` file.
+    metadata : dict, optional
+        Stored as JSON in the Parquet schema metadata (read back with
+        :func:`read_parquet_metadata`).
+    """
+    path = Path(path)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata is not None:
+        merged = dict(table.schema.metadata or {})
+        merged[b"pvae"] = json.dumps(metadata, sort_keys=True).encode()
+        table = table.replace_schema_metadata(merged)
+    temp = _temp_name(path)
+    try:
+        pq.write_table(table, temp)
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_parquet_metadata(path: str | Path) -> dict:
+    """The ``pvae`` JSON metadata of a Parquet file written by :func:`atomic_write_parquet`."""
+    raw = (pq.read_schema(path).metadata or {}).get(b"pvae")
+    return json.loads(raw) if raw else {}
