@@ -11,6 +11,7 @@ Supported layouts, each holding one sample:
 The sample ID is the folder name or the file name without its extension.
 """
 
+import logging
 import re
 from pathlib import Path
 
@@ -78,10 +79,13 @@ def _read_bmp_folder(folder: Path) -> np.ndarray:
 
 
 def _read_tiff(path: Path) -> np.ndarray:
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # we report problems ourselves
     try:
         volume = tifffile.imread(path)
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise PvaeError(f"{path}: not a readable TIFF ({exc.__class__.__name__})") from None
+    if volume.size == 0:
+        raise PvaeError(f"{path}: not a readable TIFF (no image data)")
     if volume.ndim == 4 and volume.shape[-1] in (3, 4):  # RGB(A) pages -> luminance
         volume = volume[..., :3] @ np.array([0.299, 0.587, 0.114])
         volume = np.rint(volume).astype(np.uint8)

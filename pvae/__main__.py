@@ -1,0 +1,5 @@
+import sys
+
+from pvae.cli import main
+
+sys.exit(main())

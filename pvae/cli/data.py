@@ -1,0 +1,126 @@
+"""``pvae data``: make, import and inspect dataset directories."""
+
+from pathlib import Path
+
+from pvae.cli.options import add_binarization, add_progress, binarization, print_json
+from pvae.errors import PvaeError
+from pvae.microstructures import FAMILIES, family_options, synthesize
+from pvae.microstructures.synthesize import parse_param
+from pvae.store import open_dataset
+from pvae.store.importer import import_dataset
+from pvae.store.property_table import CONVENTIONS
+
+
+def register(commands) -> None:
+    """Add ``pvae data`` and its sub-commands."""
+    parser = commands.add_parser("data", help="make, import and inspect datasets")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    synth = sub.add_parser("synth", help="generate a synthetic dataset")
+    synth.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    synth.add_argument("--count", type=int, required=True, help="number of samples")
+    synth.add_argument("--size", default="64", help="S (cube) or ZxYxX, sides 16-256")
+    synth.add_argument("--seed", type=int, default=0, help="same seed: bit-identical output")
+    synth.add_argument("--out", type=Path, required=True, help="new dataset directory")
+    synth.add_argument(
+        "--porosity", type=float, nargs=2, metavar=("LO", "HI"), help="target porosity range"
+    )
+    synth.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="family option, e.g. axes=z, shapes=square, overlap=false, cell_size=10,16",
+    )
+    synth.add_argument("--workers", type=int, help="processes (default: all CPUs)")
+    synth.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_progress(synth)
+    synth.set_defaults(run=run_synth)
+
+    imp = sub.add_parser("import", help="import BMP/TIFF/npy samples and a property CSV")
+    imp.add_argument("--images", type=Path, required=True, help="directory of samples")
+    imp.add_argument("--properties", type=Path, help="property CSV (matched by sample ID)")
+    imp.add_argument("--out", type=Path, required=True, help="new dataset directory")
+    imp.add_argument("--voxel-size", type=float, help="voxel edge length in metres")
+    imp.add_argument(
+        "--csv-convention",
+        choices=CONVENTIONS,
+        help="Darcy velocity of the CSV's permeabilities (default: research layout "
+        "pore-averaged, plain layout superficial); stored as superficial",
+    )
+    imp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_binarization(imp)
+    add_progress(imp)
+    imp.set_defaults(run=run_import)
+
+    info = sub.add_parser("info", help="summary of a dataset")
+    info.add_argument("dataset", type=Path)
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(run=run_info)
+
+
+def run_synth(args) -> None:
+    overrides = dict(parse_param(p) for p in args.param)
+    if args.porosity:
+        overrides["porosity"] = args.porosity
+    options = family_options(args.family, overrides)
+    if args.workers is not None and args.workers < 1:
+        raise PvaeError(f"--workers {args.workers}: need at least 1")
+    out = synthesize(
+        args.family,
+        args.count,
+        args.size,
+        args.seed,
+        args.out,
+        options=options,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(f"wrote {args.count} {args.family} samples to {out}")
+
+
+def run_import(args) -> None:
+    if args.voxel_size is not None and not args.voxel_size > 0:
+        raise PvaeError(f"--voxel-size {args.voxel_size}: must be > 0 (metres)")
+    out = import_dataset(
+        args.images,
+        args.out,
+        properties=args.properties,
+        rule=binarization(args),
+        voxel_size_m=args.voxel_size,
+        csv_convention=args.csv_convention,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(f"imported {len(open_dataset(out))} samples to {out}")
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable ``pvae data info`` text."""
+    por = summary["porosity"]
+    shape = " x ".join(str(n) for n in summary["shape"])
+    lines = [
+        f"samples      {summary['count']}",
+        f"shape        {shape} (z, y, x)",
+        f"porosity     min {por['min']:.4f}  mean {por['mean']:.4f}  max {por['max']:.4f}",
+        f"labelled     {summary['labelled']} with permeability"
+        + (
+            f" ({', '.join(f'{k}: {v}' for k, v in summary['label_sources'].items())})"
+            if summary["label_sources"]
+            else ""
+        ),
+        f"families     {', '.join(f'{k}: {v}' for k, v in summary['families'].items())}",
+        f"fingerprint  {summary['fingerprint']}",
+    ]
+    if summary["voxel_size_m"]:
+        lines.insert(2, f"voxel size   {summary['voxel_size_m']:g} m")
+    return "\n".join(lines)
+
+
+def run_info(args) -> None:
+    summary = open_dataset(args.dataset).summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print(format_summary(summary))

@@ -1,0 +1,31 @@
+"""Shared fixtures: small seeded datasets and a CLI runner."""
+
+import numpy as np
+import pytest
+
+from pvae.cli import main
+from pvae.microstructures import synthesize
+
+
+@pytest.fixture(scope="session")
+def spheres_dataset(tmp_path_factory):
+    """20 overlapping-sphere samples at 16 x 24 x 32 (z, y, x), seed 7."""
+    out = tmp_path_factory.mktemp("data") / "spheres"
+    return synthesize("spheres", 20, "16x24x32", seed=7, out=out, workers=1, progress=False)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``pvae`` in-process: returns (exit status, stdout, stderr)."""
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
