@@ -7,7 +7,7 @@ from itertools import product
 import numpy as np
 from scipy.spatial import Voronoi
 
-from pvae.microstructures.periodic import nearest_seed, phase_within, voxel_centres
+from pvae.microstructures.periodic import phase_within, segment_distance
 
 
 @dataclass(frozen=True)
@@ -64,36 +64,6 @@ def _voronoi_edges(points: np.ndarray, shape: tuple[int, int, int], margin: floa
     return ends[np.all((mid >= 0) & (mid < box), axis=1)]
 
 
-def _strut_distance(edges: np.ndarray, shape: tuple[int, int, int], pad: int) -> np.ndarray:
-    """Periodic distance (voxels) from every voxel centre to the nearest Voronoi edge.
-
-    Voxels along each edge are marked with the edge's index and the periodic image
-    they were wrapped from; the nearest marked voxel names the edge, and the exact
-    point-to-segment distance to that edge's image is returned, shape (Z, Y, X).
-    """
-    box = np.asarray(shape)
-    start, end = edges[:, 0], edges[:, 1]
-    steps = np.maximum(2, np.ceil(2.0 * np.linalg.norm(end - start, axis=1)).astype(np.int64) + 1)
-    edge_of = np.repeat(np.arange(len(edges)), steps)
-    first_sample = np.repeat(np.cumsum(steps) - steps, steps)
-    t = (np.arange(len(edge_of)) - first_sample) / (steps[edge_of] - 1)
-    unwrapped = np.floor(start[edge_of] + t[:, None] * (end - start)[edge_of]).astype(np.int64)
-    cells = unwrapped % box
-    flat, first = np.unique(np.ravel_multi_index(tuple(cells.T), shape), return_index=True)
-    owner = np.full(shape, -1, dtype=np.int64)
-    owner.ravel()[flat] = edge_of[first]
-    image_of = np.zeros((3, *shape), dtype=np.int64)  # periodic image each mark came from
-    image_of.reshape(3, -1)[:, flat] = (unwrapped - cells)[first].T
-    wrapped, shift = nearest_seed(owner >= 0, pad)
-    nearest = owner[tuple(wrapped)]
-    offset = shift - image_of[(slice(None), *wrapped)]
-    a = start.T.astype(np.float32)[:, nearest]  # (3, Z, Y, X), contiguous per component
-    ab = (end - start).T.astype(np.float32)[:, nearest]
-    ap = voxel_centres(shape).astype(np.float32) - offset - a
-    along = np.clip((ap * ab).sum(axis=0) / (ab * ab).sum(axis=0), 0.0, 1.0)
-    return np.sqrt(((ap - along * ab) ** 2).sum(axis=0))
-
-
 def generate(shape: tuple[int, int, int], rng: np.random.Generator, options: FoamOptions):
     """One open-cell foam sample.
 
@@ -122,10 +92,10 @@ def generate(shape: tuple[int, int, int], rng: np.random.Generator, options: Foa
     points = rng.random((count, 3)) * np.asarray(shape, dtype=float)
     edges = _voronoi_edges(points, shape, margin=2.0 * cell)
     solid, radius = phase_within(
-        lambda pad: _strut_distance(edges, shape, pad),
+        lambda cutoff: segment_distance(edges[:, 0], edges[:, 1], shape, cutoff),
         1.0 - target,
-        pad=math.ceil(0.25 * cell) + 2,
-        largest=max(shape),
+        cutoff=0.2 * cell + 1.0,
+        largest=math.dist((0, 0, 0), shape),
     )
     params = {
         "target_porosity": target,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvae.microstructures.periodic import nearest_seed, phase_within, voxel_centres
+from pvae.microstructures.periodic import phase_within, segment_distance
 
 
 @dataclass(frozen=True)
@@ -25,26 +25,13 @@ class SpheresOptions:
     radius_fraction: tuple[float, float] = (0.05, 0.1)
 
 
-def _centre_distance(centres: np.ndarray, shape: tuple[int, int, int], pad: int) -> np.ndarray:
-    """Periodic distance from every voxel centre to the nearest sphere centre (voxels).
-
-    The nearest centre is taken among those whose voxels are nearest (exact to
-    within one voxel); the distance to it is continuous.
-    """
-    owner = np.full(shape, -1, dtype=np.int64)
-    cells = np.floor(centres).astype(np.int64)
-    owner[tuple(cells.T)] = np.arange(len(centres))
-    wrapped, shift = nearest_seed(owner >= 0, pad)
-    centre = centres.T[:, owner[tuple(wrapped)]] + shift  # (3, Z, Y, X)
-    return np.sqrt(((voxel_centres(shape) - centre) ** 2).sum(axis=0))
-
-
 def generate(shape: tuple[int, int, int], rng: np.random.Generator, options: SpheresOptions):
     """One sample of overlapping spherical pores.
 
     The number of centres follows the Boolean-model relation n = 1 - exp(-lambda V)
     for the drawn target porosity and nominal radius; the final radius is then set
-    so that the porosity equals the target (to one voxel).
+    so that the porosity equals the target (to one voxel). Pores are the voxels
+    whose centres lie within that radius of a centre, periodically.
 
     Parameters
     ----------
@@ -67,10 +54,10 @@ def generate(shape: tuple[int, int, int], rng: np.random.Generator, options: Sph
     count = max(1, round(-math.log1p(-target) * volume / (4.0 / 3.0 * math.pi * radius0**3)))
     centres = rng.random((count, 3)) * np.asarray(shape, dtype=float)
     image, radius = phase_within(
-        lambda pad: _centre_distance(centres, shape, pad),
+        lambda cutoff: segment_distance(centres, centres, shape, cutoff),
         target,
-        pad=math.ceil(1.5 * radius0) + 2,
-        largest=max(shape),
+        cutoff=1.5 * radius0 + 1.0,
+        largest=math.dist((0, 0, 0), shape),
     )
     params = {
         "target_porosity": target,

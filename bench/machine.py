@@ -1,0 +1,25 @@
+"""Description of the machine a benchmark ran on (stored with every result)."""
+
+import os
+import platform
+
+import numpy as np
+import torch
+
+
+def machine() -> dict:
+    """CPU model, usable cores, library versions, GPU name when there is one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
