@@ -29,3 +29,33 @@ def run_cli(capsys):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A small local Ray shared by the tests that need one; stopped at the end."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=80 * 2**20,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield ray
+    ray.shutdown()
+    ray_stop()
+
+
+def ray_stop() -> None:
+    """``ray stop --force`` with the Ray of this interpreter's environment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray_cli = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)

@@ -2,7 +2,14 @@
 
 from pathlib import Path
 
-from pvae.cli.options import add_binarization, add_progress, binarization, print_json
+from pvae.cli.options import (
+    add_binarization,
+    add_lbm,
+    add_progress,
+    binarization,
+    lbm_settings,
+    print_json,
+)
 from pvae.errors import PvaeError
 from pvae.microstructures import FAMILIES, family_options, synthesize
 from pvae.microstructures.synthesize import parse_param
@@ -53,6 +60,15 @@ def register(commands) -> None:
     add_progress(imp)
     imp.set_defaults(run=run_import)
 
+    label = sub.add_parser("label", help="fill permeability labels by LBM (Ray tasks, resumable)")
+    label.add_argument("dataset", type=Path)
+    label.add_argument("--workers", type=int, help="tasks at once (default: CPUs, or 4 per GPU)")
+    label.add_argument("--batch-size", type=int, help="samples per task (default 4 CPU, 64 GPU)")
+    label.add_argument("--relabel", action="store_true", help="recompute existing labels too")
+    add_lbm(label)
+    add_progress(label)
+    label.set_defaults(run=run_label)
+
     info = sub.add_parser("info", help="summary of a dataset")
     info.add_argument("dataset", type=Path)
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -94,6 +110,32 @@ def run_import(args) -> None:
         progress=args.progress,
     )
     print(f"imported {len(open_dataset(out))} samples to {out}")
+
+
+def run_label(args) -> None:
+    from tune.labelling import label_dataset  # Ray lives in tune/
+
+    for name in ("workers", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise PvaeError(f"--{name.replace('_', '-')} {value}: need at least 1")
+    open_dataset(args.dataset)  # a clear error before Ray starts
+    summary = label_dataset(
+        args.dataset,
+        lbm_settings(args),
+        workers=args.workers,
+        device=args.device,
+        batch_size=args.batch_size,
+        relabel=args.relabel,
+        progress=args.progress,
+    )
+    print(
+        f"labelled {summary['labelled']} samples by LBM ({summary['resumed']} resumed from an "
+        f"interrupted run, {summary['already_labelled']} already labelled); "
+        f"fingerprint {summary['fingerprint']}"
+    )
+    if summary["not_converged"]:
+        print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")
 
 
 def format_summary(summary: dict) -> str:

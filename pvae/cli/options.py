@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from pvae.errors import PvaeError
 from pvae.imaging.binarize import Binarization
 
 
@@ -38,3 +39,51 @@ def print_json(obj) -> None:
     """Print indented JSON to stdout."""
     json.dump(obj, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+
+
+def add_lbm(parser) -> None:
+    """Lattice Boltzmann solver options (see :class:`pvae.physics.lbm.LBMSettings`)."""
+    group = parser.add_argument_group("Lattice Boltzmann permeability")
+    group.add_argument(
+        "--collision",
+        choices=("trt", "bgk"),
+        default="trt",
+        help="TRT (K independent of tau; default) or BGK (to reproduce BGK data)",
+    )
+    group.add_argument("--tau", type=float, default=1.0, help="relaxation time (> 0.5)")
+    group.add_argument(
+        "--tol",
+        type=float,
+        default=1e-5,
+        help="converged when the mean flux changes less than this between checks",
+    )
+    group.add_argument("--check-every", type=int, default=100, help="steps between checks")
+    group.add_argument("--max-steps", type=int, default=50_000, help="step cap per direction")
+    group.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    group.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
+
+
+def lbm_settings(args, convention: str = "superficial"):
+    """:class:`LBMSettings` from :func:`add_lbm` options."""
+    from pvae.physics.lbm import LBMSettings
+
+    return LBMSettings(
+        collision=args.collision,
+        tau=args.tau,
+        tol=args.tol,
+        check_every=args.check_every,
+        max_steps=args.max_steps,
+        dtype=args.dtype,
+        convention=convention,
+    )
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other names unchanged."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PvaeError(f"--device {name}: no CUDA device available")
+    return name

@@ -1,0 +1,1 @@
+"""Everything Ray: labelling tasks, the study trainable and builder, cluster configs."""

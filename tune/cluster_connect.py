@@ -1,0 +1,51 @@
+"""Connecting to Ray: an existing cluster when there is one, a small local one otherwise."""
+
+import contextlib
+import os
+
+import ray
+
+
+@contextlib.contextmanager
+def ray_session(
+    num_cpus: int | None = None,
+    address: str | None = None,
+    object_store_memory: int = 80 * 2**20,
+):
+    """Use a running Ray (``address``, ``RAY_ADDRESS`` or already initialised) or start one.
+
+    Parameters
+    ----------
+    num_cpus : int, optional
+        CPUs of a locally started cluster (default: all).
+    address : str, optional
+        Cluster address (``auto``, ``ray://host:10001``, ...); default ``RAY_ADDRESS``.
+    object_store_memory : int
+        Object store of a locally started cluster, bytes (data reach tasks by path,
+        so it only carries results).
+
+    Yields
+    ------
+    dict
+        ``ray.cluster_resources()`` after connecting. A cluster this call started is
+        shut down on exit; one it joined is left running.
+    """
+    started = False
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                object_store_memory=object_store_memory,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            started = True
+    try:
+        yield ray.cluster_resources()
+    finally:
+        if started:
+            ray.shutdown()
