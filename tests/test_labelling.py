@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pvae.physics.lbm import LBMSettings, permeability
 from pvae.microstructures import synthesize
+from pvae.physics.lbm import LBMSettings, permeability
 from pvae.store import open_dataset
 from pvae.store.labelling import JOURNAL, LabelJournal, settings_key
 from pvae.store.manifest import K_COLUMNS

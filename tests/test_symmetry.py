@@ -89,3 +89,19 @@ def test_dataset_augmentation_rotates_labels_with_images(spheres_dataset, tmp_pa
             assert item["porosity"].item() == pytest.approx(image.mean())
             seen.add(item["image"][0].numpy().tobytes())
     assert len(seen) > len(dataset)  # augmentation really changed images
+
+
+def test_rotation_rule_holds_for_lbm_permeability():
+    """Physics check of augmentation: solving the rotated structure gives R K R^T."""
+    from pvae.microstructures import synthesize_sample
+    from pvae.physics.lbm import LBMSettings, permeability
+
+    settings = LBMSettings(tol=1e-6, check_every=50)
+    image, _ = synthesize_sample("spheres", (20, 20, 20), seed=4, index=0)
+    k = permeability(image, settings).k
+    scale = np.trace(k) / 3
+    group = cube_symmetries()
+    picks = [s for s in group if any(s.flips) and s.perm != (0, 1, 2)][:3]
+    for s in picks:
+        turned = permeability(np.ascontiguousarray(s.apply(image)), settings).k
+        assert np.allclose(turned, s.apply_tensor(k), atol=0.01 * scale)
