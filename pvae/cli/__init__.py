@@ -9,10 +9,10 @@ import sys
 import warnings
 
 from pvae import __version__
-from pvae.cli import data, props
+from pvae.cli import data, props, train
 from pvae.errors import PvaeError
 
-COMMANDS = (data, props)
+COMMANDS = (data, props, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,58 @@
+"""``pvae train`` and ``pvae evaluate``."""
+
+from pathlib import Path
+
+from pvae.cli.options import add_progress, print_json
+from pvae.config import load_experiment
+from pvae.datasets import resolve_dataset
+
+
+def register(commands) -> None:
+    """Add ``pvae train`` and ``pvae evaluate``."""
+    train = commands.add_parser("train", help="train one pVAE from an experiment file")
+    train.add_argument("--experiment", type=Path, required=True, help="experiments/X.yaml")
+    train.add_argument("--dataset", type=Path, help="dataset directory (default: the file's)")
+    train.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--device", help="override train.device (auto, cpu, cuda)")
+    add_progress(train)
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics and figures of a trained model")
+    evaluate.add_argument(
+        "--model", type=Path, required=True, help="checkpoint file, run directory or bundle"
+    )
+    evaluate.add_argument("--dataset", type=Path, help="dataset (default: the model's)")
+    evaluate.add_argument("--split", default="test", help="train, val, test or all")
+    evaluate.add_argument("--out", type=Path, help="write metrics.json, samples.parquet, figures")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(run=run_evaluate)
+
+
+def run_train(args) -> None:
+    from pvae.runs import train_run
+
+    config = load_experiment(args.experiment)
+    dataset = resolve_dataset(args.dataset or config.dataset)
+    out = args.out or Path("runs") / config.name
+    summary = train_run(config, dataset, out, args.resume, args.device, args.progress)
+    best = summary["best"] or {}
+    print(
+        f"{summary['status']}: {summary['epochs']} epochs, best epoch {summary['best_epoch']} "
+        f"(val_objective {best.get('val_objective', float('nan')):.4f}, "
+        f"val R^2 mean {best.get('val_r2_mean', float('nan')):.3f}); run in {out}"
+    )
+
+
+def run_evaluate(args) -> None:
+    from pvae.evaluate import evaluate, load_model, summary_line
+
+    dataset = args.dataset or load_model(args.model)[2]["dataset_path"]
+    metrics = evaluate(args.model, resolve_dataset(dataset), args.split, args.out, args.device)
+    if args.json:
+        print_json(metrics)
+    else:
+        print(summary_line(metrics))
+        if args.out:
+            print(f"wrote metrics.json, samples.parquet and figures to {args.out}")
