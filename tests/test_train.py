@@ -9,7 +9,6 @@ import torch
 from pvae.config import experiment_from_dict, load_experiment
 from pvae.errors import PvaeError
 from pvae.microstructures import synthesize
-from pvae.runs import train_run
 from pvae.splits import make_splits, training_subset
 from pvae.store import open_dataset, rewrite_manifest
 from pvae.store.manifest import K_COLUMNS
