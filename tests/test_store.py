@@ -34,7 +34,8 @@ def test_manifest_schema_and_random_access(spheres_dataset):
         store.index_of("nope")
     assert not store.labelled().any()
     meta = read_parquet_metadata(spheres_dataset / "manifest.parquet")
-    assert meta["seed"] == 7 and meta["family"] == "spheres" and meta["count"] == 20
+    assert meta["seed"] == 7 and meta["count"] == 20
+    assert meta["families"][0]["family"] == "spheres" and meta["families"][0]["count"] == 20
 
 
 def test_summary_keys(spheres_dataset):

@@ -69,6 +69,14 @@ def register(commands) -> None:
     add_progress(label)
     label.set_defaults(run=run_label)
 
+    build = sub.add_parser(
+        "build-default", help="rebuild the embedded default dataset data/default (LBM, minutes)"
+    )
+    build.add_argument("--out", type=Path, help="elsewhere than data/default (no record update)")
+    build.add_argument("--workers", type=int, help="LBM tasks at once (default: CPUs)")
+    add_progress(build)
+    build.set_defaults(run=run_build_default)
+
     info = sub.add_parser("info", help="summary of a dataset")
     info.add_argument("dataset", type=Path)
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -136,6 +144,13 @@ def run_label(args) -> None:
     )
     if summary["not_converged"]:
         print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")
+
+
+def run_build_default(args) -> None:
+    from pvae.default_data import DEFAULT_DATASET, build_default
+
+    record = build_default(args.out or DEFAULT_DATASET, args.workers, args.progress)
+    print(f"built {record['summary']['count']} samples, fingerprint {record['fingerprint']}")
 
 
 def format_summary(summary: dict) -> str:

@@ -109,7 +109,7 @@ def sample_id(family: str, seed: int, index: int) -> str:
 
 
 def _packed_sample(job) -> tuple[int, np.ndarray, dict]:
-    family, shape, seed, index, options = job
+    position, family, shape, seed, index, options = job
     image, params = synthesize_sample(family, shape, seed, index, options)
     row = manifest_row(
         sample_id(family, seed, index),
@@ -119,7 +119,7 @@ def _packed_sample(job) -> tuple[int, np.ndarray, dict]:
         shape=shape,
         porosity=float(image.mean()),
     )
-    return index, pack(image), row
+    return position, pack(image), row
 
 
 def default_workers() -> int:
@@ -138,7 +138,7 @@ def synthesize(
     overwrite: bool = False,
     progress: bool | None = None,
 ) -> Path:
-    """Generate a dataset of ``count`` samples into the directory ``out``.
+    """Generate a dataset of ``count`` samples of one family into the directory ``out``.
 
     Parameters
     ----------
@@ -166,31 +166,60 @@ def synthesize(
     Path
         The dataset directory.
     """
+    return synthesize_mix(
+        [(family, count, options)], shape, seed, out, workers, overwrite, progress
+    )
+
+
+def synthesize_mix(
+    parts: list[tuple],
+    shape,
+    seed: int,
+    out: str | Path,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Generate one dataset holding several families.
+
+    Parameters
+    ----------
+    parts : list of (family, count, options)
+        ``options`` may be None for the family's defaults. Sample i of a family is
+        the same as sample i of :func:`synthesize` with that family and seed.
+    shape, seed, out, workers, overwrite, progress
+        As in :func:`synthesize`.
+
+    Returns
+    -------
+    Path
+        The dataset directory (samples in the order of ``parts``).
+    """
     shape = parse_shape(shape)
-    options = options if options is not None else family_options(family)
-    if count < 1:
-        raise PvaeError(f"--count {count}: need at least one sample")
-    workers = max(1, min(workers or default_workers(), count))
-    jobs = [(family, shape, seed, i, options) for i in range(count)]
-    info = {
-        "made_by": "synthesize",
-        "family": family,
-        "seed": seed,
-        "options": dataclasses.asdict(options),
-    }
-    with write_dataset(out, count, shape, info, overwrite=overwrite) as writer:
+    jobs, recipe = [], []
+    for family, count, options in parts:
+        options = options if options is not None else family_options(family)
+        if count < 1:
+            raise PvaeError(f"--count {count}: need at least one sample")
+        jobs += [(len(jobs) + i, family, shape, seed, i, options) for i in range(count)]
+        recipe.append({"family": family, "count": count, "options": dataclasses.asdict(options)})
+    total = len(jobs)
+    workers = max(1, min(workers or default_workers(), total))
+    info = {"made_by": "synthesize", "seed": seed, "families": recipe}
+    label = "+".join(r["family"] for r in recipe)
+    with write_dataset(out, total, shape, info, overwrite=overwrite) as writer:
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-        chunk = max(1, min(32, count // (4 * workers)))
+        chunk = max(1, min(32, total // (4 * workers)))
         with (
             pool or contextlib.nullcontext(),
-            progress_bar(count, f"synth {family}", progress) as bar,
+            progress_bar(total, f"synth {label}", progress) as bar,
         ):
             results = (
                 pool.map(_packed_sample, jobs, chunksize=chunk)
                 if pool
                 else map(_packed_sample, jobs)
             )
-            for index, packed, row in results:
-                writer.put_packed(index, packed, row)
+            for position, packed, row in results:
+                writer.put_packed(position, packed, row)
                 bar.update()
     return Path(out)
