@@ -9,6 +9,7 @@ same fingerprint, which ``data/default.json`` records and a test verifies.
 from pathlib import Path
 
 from pvae.atomic import atomic_write_json
+from pvae.errors import PvaeError
 from pvae.microstructures.synthesize import synthesize_mix
 from pvae.store.reader import open_dataset
 
@@ -38,10 +39,23 @@ def synthesize_default(out: str | Path, overwrite: bool = False, progress=None) 
     )
 
 
+def _matches_recipe(root: Path) -> bool:
+    """Whether ``root`` already holds the recipe's images (then labelling resumes there)."""
+    try:
+        metadata = open_dataset(root).metadata
+    except PvaeError:
+        return False
+    parts = [(p["family"], p["count"]) for p in metadata.get("families", [])]
+    return metadata.get("seed") == RECIPE["seed"] and parts == [tuple(p) for p in RECIPE["parts"]]
+
+
 def build_default(
     out: str | Path = DEFAULT_DATASET, workers: int | None = None, progress=None
 ) -> dict:
     """Synthesize and LBM-label the default dataset, then record its fingerprint.
+
+    An interrupted build resumes: existing images of the recipe are kept and the
+    labelling journal skips finished samples.
 
     Returns
     -------
@@ -52,7 +66,8 @@ def build_default(
     from tune.labelling import label_dataset  # Ray runs the labelling
 
     out = Path(out)
-    synthesize_default(out, overwrite=True, progress=progress)
+    if not _matches_recipe(out):
+        synthesize_default(out, overwrite=True, progress=progress)
     settings = LBMSettings(**RECIPE["lbm"])
     label_dataset(out, settings, workers=workers, device="cpu", progress=progress)
     summary = open_dataset(out).summary()

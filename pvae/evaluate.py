@@ -20,31 +20,14 @@ from pvae.atomic import atomic_directory, atomic_write_json
 from pvae.errors import PvaeError
 from pvae.figures import bar_plot, parity_plot, slices_plot
 from pvae.inference import infer
+from pvae.loading import load_model
 from pvae.losses import kl_per_dimension
 from pvae.metrics import mae, r2_score, two_point_correlation
-from pvae.runs import resolve_checkpoint
 from pvae.store.reader import open_dataset
-from pvae.train import model_from_checkpoint, read_checkpoint, resolve_device
 from pvae.warnings import PvaeWarning
 
 SPLITS = ("train", "val", "test", "all")
 ACTIVE_UNIT_VARIANCE = 0.01
-
-
-def load_model(path: str | Path, device: str = "cpu"):
-    """A trained model from a checkpoint file or training run directory.
-
-    Returns
-    -------
-    model : PVAE
-        In eval mode on ``device``.
-    normalizer : TargetNormalizer
-    state : dict
-        The checkpoint (configuration, splits, dataset fingerprint, provenance).
-    """
-    state = read_checkpoint(resolve_checkpoint(path))
-    model, normalizer = model_from_checkpoint(state, str(resolve_device(device)))
-    return model, normalizer, state
 
 
 def split_indices(state: dict, store, split: str) -> list[int]:
@@ -76,13 +59,10 @@ def evaluate(
         ``mae`` (dicts per target), ``kl_per_dim`` (list), ``active_units``,
         ``split``, ``dataset_fingerprint``.
     """
-    model, normalizer, state = load_model(model_path, device)
+    loaded = load_model(model_path, device)
+    model, normalizer, state = loaded.model, loaded.normalizer, loaded.state
     store = open_dataset(dataset)
-    if tuple(state["input_shape"]) != store.shape:
-        raise PvaeError(
-            f"{store.root}: images are {store.shape}, "
-            f"the model expects {tuple(state['input_shape'])}"
-        )
+    loaded.check_shape(store)
     indices = split_indices(state, store, split)
     if state["dataset_fingerprint"] != store.fingerprint:
         warnings.warn(

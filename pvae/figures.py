@@ -64,3 +64,106 @@ def bar_plot(values: np.ndarray, xlabel: str, ylabel: str, path: Path) -> Path:
     ax.bar(np.arange(len(values)), values)
     ax.set(xlabel=xlabel, ylabel=ylabel)
     return save(fig, path)
+
+
+def interpolation_plot(images: np.ndarray, table, title: str, path: Path) -> Path:
+    """Middle slices along a latent path above predicted vs. verified property curves.
+
+    Parameters
+    ----------
+    images : np.ndarray of bool, shape (S, D, H, W)
+    table : pd.DataFrame
+        :func:`pvae.interpolation.interpolate` output (``t``, ``predicted_*``, ``verified_*``).
+    """
+    steps = len(images)
+    fig = plt.figure(figsize=(max(8, 1.4 * steps), 6.5))
+    grid = fig.add_gridspec(2, steps, height_ratios=[1, 1.6])
+    for i, image in enumerate(images):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(image[image.shape[0] // 2], cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"t={table['t'].iloc[i]:.2f}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax = fig.add_subplot(grid[1, : steps // 2 or 1])
+    ax.plot(table["t"], table["predicted_porosity"], "o--", label="predicted")
+    ax.plot(table["t"], table["verified_porosity"], "s-", label="verified (exact)")
+    ax.set(xlabel="t", ylabel="porosity")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[1, steps // 2 or 1 :])
+    for axis in "xyz":
+        name = f"log10_k_{axis}{axis}"
+        if f"predicted_{name}" in table:
+            line = ax.plot(table["t"], table[f"predicted_{name}"], "o--", label=f"predicted {name}")
+            ax.plot(
+                table["t"],
+                table[f"verified_{name}"],
+                "s-",
+                color=line[0].get_color(),
+                label=f"LBM {name}",
+            )
+    ax.set(xlabel="t", ylabel="log10 K (lattice units)")
+    ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def designs_plot(images: np.ndarray, table, target: dict, path: Path, show: int = 4) -> Path:
+    """Middle slices of the best candidates with target, predicted and verified values."""
+    n = min(show, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.6), squeeze=False)
+    for j in range(n):
+        row = table.iloc[j]
+        axes[0, j].imshow(images[j][images.shape[1] // 2], cmap="gray", vmin=0, vmax=1)
+        axes[0, j].set_xticks([])
+        axes[0, j].set_yticks([])
+        lines = [f"rank {row['rank']} ({'ok' if row['success'] else 'miss'})"]
+        for prop in target:
+            lines.append(
+                f"{prop}: pred {row[f'predicted_{prop}']:.3g} / LBM {row[f'verified_{prop}']:.3g}"
+            )
+        axes[0, j].set_title("\n".join(lines), fontsize=7)
+    wanted = ", ".join(f"{k}={v:g}" for k, v in target.items())
+    fig.suptitle(f"target {wanted} (middle z-slice, white = pore)", fontsize=9)
+    return save(fig, path)
+
+
+def pca_plot(scores: np.ndarray, explained: np.ndarray, colours: dict, path: Path) -> Path:
+    """Latent means projected on the first two principal components, one panel per colouring.
+
+    Parameters
+    ----------
+    scores : np.ndarray, shape (N, 2)
+    explained : np.ndarray, shape (2,)
+        Explained variance fractions.
+    colours : dict
+        Panel title -> values (N,) (e.g. porosity, log10 K_xx).
+    """
+    fig, axes = plt.subplots(1, len(colours), figsize=(3.6 * len(colours), 3.2), squeeze=False)
+    for ax, (name, values) in zip(axes[0], colours.items(), strict=True):
+        points = ax.scatter(scores[:, 0], scores[:, 1], c=values, s=8, cmap="viridis")
+        fig.colorbar(points, ax=ax, shrink=0.8)
+        ax.set(
+            title=LABELS.get(name, name),
+            xlabel=f"PC1 ({explained[0]:.0%})",
+            ylabel=f"PC2 ({explained[1]:.0%})",
+        )
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def traversal_plot(images: np.ndarray, offsets: np.ndarray, path: Path) -> Path:
+    """Decoded middle slices along principal directions; images (P, S, D, H, W) bool."""
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.6 * rows), squeeze=False)
+    for p in range(rows):
+        for s in range(cols):
+            axes[p, s].imshow(images[p, s][images.shape[2] // 2], cmap="gray", vmin=0, vmax=1)
+            axes[p, s].set_xticks([])
+            axes[p, s].set_yticks([])
+            if p == 0:
+                axes[p, s].set_title(f"{offsets[s]:+.1f} sd", fontsize=8)
+        axes[p, 0].set_ylabel(f"PC{p + 1}")
+    fig.suptitle(
+        "latent traversal from the mean along principal directions (middle z-slice)", fontsize=9
+    )
+    return save(fig, path)

@@ -6,6 +6,7 @@ undefined (K_ii <= 0: no percolating path along i) is *masked*: it does not ente
 regression loss or the R^2 of that target.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,3 +115,18 @@ class TargetNormalizer:
     @classmethod
     def from_dict(cls, data: dict) -> "TargetNormalizer":
         return cls(tuple(data["names"]), tuple(data["mean"]), tuple(data["std"]))
+
+
+def target_ranges(values: np.ndarray, names: tuple[str, ...]) -> dict[str, list[float]]:
+    """[min, max] of the known values of each target, raw units; (N, T) -> dict.
+
+    Stored with a model: inverse design reports targets outside these ranges as not
+    covered by the training data instead of silently attempting them.
+    """
+    ranges = {}
+    for name, column in zip(names, values.T, strict=True):
+        known = column[np.isfinite(column)]
+        ranges[name] = (
+            [float(known.min()), float(known.max())] if known.size else [math.nan, math.nan]
+        )
+    return ranges

@@ -37,7 +37,7 @@ from pvae.provenance import code_version
 from pvae.splits import make_splits, training_subset
 from pvae.store.reader import VoxelStore, open_dataset
 from pvae.store.torch_dataset import VoxelDataset
-from pvae.targets import TargetNormalizer, target_values
+from pvae.targets import TargetNormalizer, target_ranges, target_values
 from pvae.warnings import PvaeWarning
 
 CHECKPOINT_FORMAT = "pvae-checkpoint-1"
@@ -81,6 +81,7 @@ class Trainer:
         self.train_indices = training_subset(self.splits["train"], cfg.dataset_size)
         values = target_values(self.store, config.model.targets)
         self.normalizer = TargetNormalizer.fit(values[self.train_indices], config.model.targets)
+        self.target_ranges = target_ranges(values[self.train_indices], config.model.targets)
         torch.manual_seed(cfg.seed)
         self.model = PVAE(config.model, self.store.shape).to(self.device)
         self.optimizer = torch.optim.AdamW(
@@ -198,6 +199,7 @@ class Trainer:
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "normalizer": self.normalizer.to_dict(),
+            "target_ranges": self.target_ranges,
             "epoch": self.epoch,
             "best": self.best,
             "history": self.history,

@@ -59,3 +59,38 @@ def ray_stop() -> None:
 
     ray_cli = Path(sys.executable).with_name("ray")
     subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
+
+
+def lbm_label(root, settings=None) -> None:
+    """Label a small dataset by LBM in-process (no Ray), as ``pvae data label`` would."""
+    from pvae.physics.lbm import LBMSettings
+    from pvae.store import open_dataset
+    from pvae.store.labelling import LabelJournal, label_batch, merge_journal, settings_key
+
+    settings = settings or LBMSettings(tol=1e-4, check_every=50)
+    journal = LabelJournal(root, settings_key(settings))
+    journal.add(label_batch(root, np.arange(len(open_dataset(root))), settings))
+    merge_journal(root, journal)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny pVAE trained for a few epochs on 48 LBM-labelled 16^3 sphere packings.
+
+    Returns (run directory, dataset directory).
+    """
+    from pvae.config import experiment_from_dict
+    from pvae.runs import train_run
+
+    base = tmp_path_factory.mktemp("trained")
+    data = synthesize("spheres", 48, 16, seed=11, out=base / "data", workers=1, progress=False)
+    lbm_label(data)
+    config = experiment_from_dict(
+        {
+            "name": "tiny",
+            "model": {"latent_dim": 6, "base_channels": 4, "regressor_hidden": [32]},
+            "train": {"epochs": 12, "batch_size": 8, "lr": 3e-3},
+        }
+    )
+    train_run(config, data, base / "run", progress=False)
+    return base / "run", data

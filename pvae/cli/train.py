@@ -46,9 +46,10 @@ def run_train(args) -> None:
 
 
 def run_evaluate(args) -> None:
-    from pvae.evaluate import evaluate, load_model, summary_line
+    from pvae.evaluate import evaluate, summary_line
+    from pvae.loading import load_model
 
-    dataset = args.dataset or load_model(args.model)[2]["dataset_path"]
+    dataset = args.dataset or load_model(args.model).dataset_path
     metrics = evaluate(args.model, resolve_dataset(dataset), args.split, args.out, args.device)
     if args.json:
         print_json(metrics)

@@ -1,0 +1,160 @@
+"""``pvae export``: the chosen trial's best checkpoint as a self-contained model bundle."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.plots import save
+from analysis.selection import SelectionRule, choose
+from analysis.study import METRIC, Study
+from pvae.atomic import atomic_directory
+from pvae.bundle import (
+    BUNDLE_FORMAT,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    write_bundle_core,
+    write_torchscript,
+)
+from pvae.errors import PvaeError
+from pvae.provenance import versions
+from pvae.train import model_from_checkpoint, read_checkpoint
+
+
+def _trial_row(
+    study: Study, trial_id: str | None, rule: SelectionRule | None
+) -> tuple[pd.Series, str]:
+    if trial_id is None:
+        choice = choose(study.trials, rule)
+        return choice.row, choice.reason
+    match = study.trials[study.trials["trial_id"].astype(str) == str(trial_id)]
+    if match.empty:
+        known = ", ".join(study.trials["trial_id"].astype(str).head(10))
+        raise PvaeError(f"{study.root}: no trial {trial_id!r} (trials: {known}, ...)")
+    row = match.iloc[0]
+    return row, f"Trial {trial_id} exported as requested (status {row['status']})."
+
+
+def _learning_curve(study: Study, trial_id: str, folder: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    curve = study.history[study.history["trial_id"] == trial_id]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for column in (METRIC, "val_recon", "val_reg"):
+        if column in curve:
+            ax.plot(curve["epoch"], curve[column], "o-", ms=3, label=column)
+    ax.set(xlabel="epoch", title=f"trial {trial_id}", yscale="log")
+    ax.legend(fontsize=8)
+    return save(fig, folder / "learning_curve")
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict) -> str:
+    """The bundle's README.md: what the model is, how well it does, how to use it."""
+    model = state["experiment"]["model"]
+    prov = record["provenance"]
+    targets = ", ".join(state["normalizer"]["names"])
+    r2 = "\n".join(
+        f"| R^2 {k} (val) | {v:.4f} |"
+        for k, v in metrics.items()
+        if k.startswith("best_val_r2_") and v is not None
+    )
+    return f"""# Model card: {name}
+
+A property-variational autoencoder (3D convolutional VAE + regressor on the latent mean)
+exported by `pvae export` from study `{record["provenance"]["study"]}`, trial
+`{record["provenance"]["trial_id"]}` (epoch {state["epoch"]}).
+
+{reason}
+
+## Inputs and outputs
+- Input: voxel image of shape {tuple(state["input_shape"])} (z, y, x), 1 = pore, 0 = solid.
+- Latent dimension {model["latent_dim"]}; regressor targets {targets}
+  (porosity; log10 of the permeability diagonal in lattice units, superficial Darcy velocity;
+  K_xx is flow along the last image axis).
+- Training data: dataset fingerprint `{state["dataset_fingerprint"]}`; target ranges seen in
+  training: {", ".join(f"{k} [{v[0]:.3g}, {v[1]:.3g}]" for k, v in state["target_ranges"].items())}.
+
+## Validation metrics (best epoch)
+| metric | value |
+|---|---:|
+| {METRIC} (recon BCE + property MSE) | {metrics.get(f"best_{METRIC}", float("nan")):.4f} |
+{r2}
+
+## Use
+```python
+import pvae
+loaded = pvae.load_model("{name}")          # model, normaliser, ranges, provenance
+```
+```bash
+pvae evaluate --model {name} --dataset DATASET --split test
+pvae inverse --model {name} --target porosity=0.7 --target k_xx=2.0
+```
+Without pvae: `torch.jit.load("{TORCHSCRIPT_FILE}")(x)` returns (mu, logvar, standardized
+prediction); de-standardize with `normalizer` in `bundle.json` (value = pred * std + mean).
+
+## Files
+`bundle.json` (configuration, normalisation, ranges, splits, provenance, format
+`{BUNDLE_FORMAT}`), `{WEIGHTS_FILE}`, `{TORCHSCRIPT_FILE}`, `figures/learning_curve.png`.
+
+## Provenance
+git commit `{prov["git_commit"]}`, pvae {prov["pvae"]}, torch {prov["versions"].get("torch")},
+ray {prov["versions"].get("ray")}.
+"""
+
+
+def export_trial(
+    study: Study, out: str | Path, trial_id: str | None = None, rule: SelectionRule | None = None
+) -> Path:
+    """Export a trial's best checkpoint as a bundle (see :mod:`pvae.bundle`).
+
+    Parameters
+    ----------
+    study : Study
+    out : str or Path
+        Bundle directory (replaced atomically).
+    trial_id : str, optional
+        Trial to export; default: the production-model rule's choice.
+    rule : SelectionRule, optional
+
+    Returns
+    -------
+    Path
+    """
+    row, reason = _trial_row(study, trial_id, rule)
+    checkpoint = row.get("best_checkpoint")
+    if not isinstance(checkpoint, str) or not checkpoint:
+        raise PvaeError(f"{study.root}: trial {row['trial_id']} has no checkpoint to export")
+    if "://" not in checkpoint and not Path(checkpoint).is_file():
+        raise PvaeError(f"{checkpoint}: checkpoint of trial {row['trial_id']} is missing")
+    state = read_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(state)
+    metrics = {k: _clean(v) for k, v in row.items() if str(k).startswith(("best_", "final_"))}
+    provenance = {
+        "study": study.name,
+        "study_folder": str(study.root),
+        "trial_id": str(row["trial_id"]),
+        "trial_status": row["status"],
+        "config": {k: _clean(v) for k, v in row.items() if str(k).startswith(("model.", "train."))},
+        "dataset_fingerprint": state["dataset_fingerprint"],
+        "git_commit": state["code_version"].get("git_commit"),
+        "pvae": state["code_version"].get("pvae"),
+        "versions": study.record.get("versions", versions()),
+    }
+    out = Path(out)
+    with atomic_directory(out, overwrite=True) as tmp:
+        extra = {"metrics": metrics, "provenance": provenance, "selection": reason}
+        write_bundle_core(tmp, state, extra)
+        write_torchscript(model, tmp)
+        (tmp / "figures").mkdir()
+        _learning_curve(study, str(row["trial_id"]), tmp / "figures")
+        for pdf in (tmp / "figures").glob("*.pdf"):
+            pdf.unlink()  # PNG only: PDFs embed dates, and a bundle is reproducible
+        card = model_card(out.name, {"provenance": provenance}, metrics, reason, state)
+        (tmp / "README.md").write_text(card)
+    return out

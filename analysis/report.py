@@ -1,0 +1,96 @@
+"""``pvae analyze``: every figure of a study plus a self-contained Markdown report."""
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots
+from analysis.importance import param_importances
+from analysis.selection import SelectionRule, choose, leaderboard
+from analysis.study import METRIC, Study
+from pvae.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from pvae.errors import PvaeError
+
+LEADERBOARD_COLUMNS = (
+    "trial_id",
+    "status",
+    "epochs",
+    "dataset_size",
+    f"best_{METRIC}",
+    "best_val_r2_porosity",
+    "best_val_r2_log10_k_xx",
+    "best_val_r2_mean",
+)
+
+
+def figures(study: Study, folder: Path) -> dict[str, Path]:
+    """Write every study figure (PNG + PDF) into ``folder``; name -> PNG path."""
+    made = {
+        "learning_curves": plots.learning_curves(study, folder / "learning_curves"),
+        "dataset_size": plots.metric_vs(study, "dataset_size", folder / "metric_vs_dataset_size"),
+        "parallel_coordinates": plots.parallel_coordinates(study, folder / "parallel_coordinates"),
+        "pareto_front": plots.pareto_front(study, folder / "pareto_front"),
+        "importance": plots.importance_plot(param_importances(study), folder / "importance"),
+    }
+    for column in ("model.latent_dim", "train.beta", "train.gamma"):
+        made[column] = plots.metric_vs(study, column, folder / f"metric_vs_{column.split('.')[1]}")
+    return {name: path for name, path in made.items() if path is not None}
+
+
+def _table(frame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    rows = []
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
+        rows.append("| " + " | ".join(cells) + " |")
+    return header + "\n".join(rows) + "\n"
+
+
+def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) -> dict:
+    """Figures, leaderboard, importance and the production-model choice, into ``out``.
+
+    Writes ``report.md`` (figures embedded by relative path), ``leaderboard.csv``,
+    ``choice.json`` and ``figures/*.png|pdf``, atomically.
+
+    Returns
+    -------
+    dict
+        ``choice`` (trial id and reason; None when no trial is eligible, with
+        ``choice_error``), ``figures`` (names), ``report`` (path).
+    """
+    rule = rule or SelectionRule()
+    out = Path(out)
+    with atomic_directory(out, overwrite=True) as tmp:
+        made = figures(study, tmp / "figures")
+        board = leaderboard(study.trials, rule)
+        board.to_csv(tmp / "leaderboard.csv", index=False)
+        try:
+            choice = choose(study.trials, rule)
+            decision = {"trial_id": choice.trial_id, "reason": choice.reason}
+        except PvaeError as exc:
+            decision = {"trial_id": None, "reason": str(exc)}
+        importances = param_importances(study)
+        summary = study.record.get("summary", {})
+        lines = [
+            f"# Study report: {study.name}\n",
+            f"Results: `{study.root}` · status **{study.record.get('status')}** · dataset "
+            f"`{study.record.get('dataset', {}).get('fingerprint')}` · "
+            f"{summary.get('trials', len(study.trials))} trials, "
+            f"{summary.get('trial_epochs')} trial-epochs.\n",
+            "## Production model\n",
+            decision["reason"] + "\n",
+            "## Leaderboard\n",
+            _table(board[[c for c in LEADERBOARD_COLUMNS if c in board]].head(20)),
+        ]
+        if importances:
+            frame = pd.DataFrame(
+                {"parameter": list(importances), "importance": list(importances.values())}
+            )
+            lines += ["## Hyperparameter importance\n", _table(frame)]
+        lines.append("## Figures\n")
+        for name, path in made.items():
+            lines.append(f"### {name.replace('_', ' ')}\n\n![{name}](figures/{path.name})\n")
+        atomic_write_bytes(tmp / "report.md", "\n".join(lines).encode())
+        atomic_write_json(tmp / "choice.json", {**decision, "rule": dataclasses.asdict(rule)})
+    return {"choice": decision, "figures": sorted(made), "report": str(out / "report.md")}

@@ -1,0 +1,75 @@
+"""``pvae analyze`` and ``pvae export``: from study results to a production model."""
+
+import dataclasses
+from pathlib import Path
+
+
+def register(commands) -> None:
+    """Add ``pvae analyze`` and ``pvae export``."""
+    analyze = commands.add_parser("analyze", help="figures, leaderboard, report and model choice")
+    analyze.add_argument("results", type=Path, nargs="+", help="study results folder(s)")
+    analyze.add_argument("--out", type=Path, help="report folder (default: RESULTS/analysis)")
+    _add_rule(analyze)
+    analyze.set_defaults(run=run_analyze)
+
+    export = commands.add_parser("export", help="export a trial's best checkpoint as a bundle")
+    export.add_argument("results", type=Path, help="study results folder")
+    export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. models/NAME")
+    export.add_argument("--trial", help="trial ID (default: the production-model rule's choice)")
+    _add_rule(export)
+    export.set_defaults(run=run_export)
+
+
+def _add_rule(parser) -> None:
+    group = parser.add_argument_group("production-model rule")
+    group.add_argument("--rule", type=Path, help="YAML file with a selection rule")
+    group.add_argument("--metric", help="primary column (default best_val_objective, min)")
+    group.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        help='e.g. "best_val_r2_log10_k_xx >= 0.9" (repeatable)',
+    )
+    group.add_argument(
+        "--tie-break",
+        action="append",
+        default=None,
+        help="column breaking ties, smaller first (default latent dim, data size)",
+    )
+    group.add_argument(
+        "--allow-incomplete", action="store_true", help="accept an interrupted study"
+    )
+
+
+def _rule(args):
+    from analysis.selection import SelectionRule, parse_constraint
+
+    rule = SelectionRule.from_file(args.rule) if args.rule else SelectionRule()
+    changes = {}
+    if args.metric:
+        changes["metric"] = args.metric
+    if args.constraint:
+        changes["constraints"] = rule.constraints + tuple(
+            parse_constraint(c) for c in args.constraint
+        )
+    if args.tie_break:
+        changes["tie_breaks"] = tuple(args.tie_break)
+    return dataclasses.replace(rule, **changes)
+
+
+def run_analyze(args) -> None:
+    from analysis import analyze, load_studies
+
+    study = load_studies(args.results, args.allow_incomplete)
+    out = args.out or args.results[0] / "analysis"
+    result = analyze(study, out, _rule(args))
+    print(result["choice"]["reason"])
+    print(f"report: {result['report']} ({len(result['figures'])} figures)")
+
+
+def run_export(args) -> None:
+    from analysis import export_trial, load_study
+
+    study = load_study(args.results, args.allow_incomplete)
+    out = export_trial(study, args.out, args.trial, _rule(args))
+    print(f"exported to {out}: bundle.json, weights.safetensors, model.torchscript.pt, README.md")
