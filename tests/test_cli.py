@@ -123,3 +123,31 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
         [sys.executable, "-m", "pvae", "--debug", "props", str(bad)], capture_output=True, text=True
     )
     assert "Traceback" in result.stderr
+
+
+def test_props_permeability_and_kozeny_carman(run_cli, tmp_path):
+    from pvae.microstructures import synthesize_sample
+
+    image, _ = synthesize_sample("spheres", (16, 16, 16), seed=1, index=0)
+    write_image(image, tmp_path / "s.npy")
+    code, stdout, _ = run_cli(
+        "props",
+        tmp_path / "s.npy",
+        "--json",
+        "--kozeny-carman",
+        "--tol",
+        "1e-4",
+        "--check-every",
+        "50",
+        "--voxel-size",
+        "2e-6",
+    )
+    result = json.loads(stdout)
+    k = np.array(result["permeability"])
+    assert code == 0 and k.shape == (3, 3) and np.all(np.diag(k) > 0)
+    assert np.allclose(k, k.T, atol=0.05 * np.trace(k) / 3)
+    assert result["converged"] == [True, True, True] and len(result["steps"]) == 3
+    assert np.allclose(np.array(result["permeability_m2"]), k * 4e-12)
+    assert result["kozeny_carman"] > 0 and result["specific_surface"] > 0
+    code, stdout, _ = run_cli("props", tmp_path / "s.npy", "--json", "--no-permeability")
+    assert "permeability" not in json.loads(stdout)

@@ -33,12 +33,19 @@ def register(commands) -> None:
         help="also report K with the pore-averaged velocity (the research code's formula)",
     )
     parser.add_argument("--voxel-size", type=float, help="voxel edge in metres: also K in m^2")
+    parser.add_argument(
+        "--kozeny-carman",
+        action="store_true",
+        help="also the Kozeny-Carman estimate (smooth specific surface; a cheap baseline)",
+    )
     add_binarization(parser)
     add_lbm(parser)
     parser.set_defaults(run=run)
 
 
-def sample_properties(image: np.ndarray, settings=None, device="cpu", voxel_size=None) -> dict:
+def sample_properties(
+    image: np.ndarray, settings=None, device="cpu", voxel_size=None, kozeny_carman=False
+) -> dict:
     """The properties ``pvae props --json`` prints for one image.
 
     Parameters
@@ -51,6 +58,9 @@ def sample_properties(image: np.ndarray, settings=None, device="cpu", voxel_size
         Device of the LBM solve.
     voxel_size : float, optional
         Voxel edge in metres (adds ``permeability_m2``).
+    kozeny_carman : bool
+        Add ``kozeny_carman`` (scalar K estimate, lattice units, superficial) and
+        ``specific_surface`` (1/voxel).
 
     Returns
     -------
@@ -60,6 +70,12 @@ def sample_properties(image: np.ndarray, settings=None, device="cpu", voxel_size
         ``converged``, ``steps`` (per forcing direction x, y, z), ``percolating``.
     """
     result = {"porosity": porosity(image), "shape": list(image.shape)}
+    if kozeny_carman:
+        from pvae.physics.kozeny_carman import kozeny_carman as estimate
+        from pvae.physics.kozeny_carman import specific_surface
+
+        result["kozeny_carman"] = estimate(image)
+        result["specific_surface"] = specific_surface(image)
     if settings is None:
         return result
     from pvae.physics.lbm import permeability
@@ -100,6 +116,11 @@ def _format(path: Path, result: dict, pore_averaged: bool) -> str:
             )
         )
         lines.append(f"convergence   {state}")
+    if "kozeny_carman" in result:
+        lines.append(
+            f"Kozeny-Carman {result['kozeny_carman']:.5e} (scalar estimate; specific surface "
+            f"{result['specific_surface']:.4f} per voxel)"
+        )
     return "\n".join(lines)
 
 
@@ -108,7 +129,8 @@ def run(args) -> None:
         raise PvaeError(f"--voxel-size {args.voxel_size}: must be > 0 (metres)")
     image = read_image(args.image, binarization(args))
     settings = None if args.no_permeability else lbm_settings(args)
-    result = sample_properties(image, settings, resolve_device(args.device), args.voxel_size)
+    device = resolve_device(args.device)
+    result = sample_properties(image, settings, device, args.voxel_size, args.kozeny_carman)
     if args.pore_averaged and "permeability" in result:
         result["permeability_pore_averaged"] = (
             np.array(result["permeability"]) / result["porosity"]

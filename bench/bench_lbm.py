@@ -1,0 +1,206 @@
+"""Lattice Boltzmann throughput (MLUPS) against the memory-bandwidth roofline.
+
+Run: ``python bench/bench_lbm.py [--device cpu|cuda] [--out bench/results]``
+
+MLUPS = million lattice-node updates per second, counting ALL nodes (solid included) of
+every lattice; one permeability tensor is 3 lattices (one per forcing direction). The
+roofline is ``bandwidth / 152 B``: a D3Q19 fp32 update reads and writes 19 populations at
+least; the bandwidth is measured in the same run by a large float32 copy on the device.
+Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pvae.microstructures import family_options, synthesize_sample
+from pvae.physics.connectivity import flow_paths
+from pvae.physics.lbm import LBMSettings, permeability_batch
+from pvae.physics.lbm.collision import relaxation_rates
+from pvae.physics.lbm.dense_torch import DenseTorchLattices
+from pvae.physics.lbm.sparse_cpu import SparseCpuLattices
+
+BYTES_PER_UPDATE = 152  # 19 populations x 4 B x (read + write)
+
+
+def overlapping_spheres(size: int, porosity: float, radius: float, seed: int) -> np.ndarray:
+    """Periodic random pore space (True = pore): the ``spheres`` family at one porosity."""
+    options = family_options(
+        "spheres", {"porosity": (porosity, porosity), "radius_fraction": (radius / size,) * 2}
+    )
+    return synthesize_sample("spheres", (size,) * 3, seed, 0, options)[0]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 10) -> float:
+    """Best bytes/s of a float32 ``dst.copy_(src)`` (read + write counted)."""
+    src = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        dst.copy_(src)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best
+
+
+def lattices_of(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fluid masks (L, Z, Y, X) and forces (L, 3) of every percolating (sample, direction)."""
+    paths = np.stack([flow_paths(image) for image in images])  # (B, 3, Z, Y, X)
+    sample, direction = np.nonzero(paths.any(axis=(2, 3, 4)))
+    force = np.zeros((len(sample), 3))
+    force[np.arange(len(sample)), direction] = 1e-5
+    return paths[sample, direction], force
+
+
+def step_rate(state, n_nodes: int, device: torch.device, seconds: float, repeats: int) -> float:
+    """Best MLUPS of ``state.advance`` over ``repeats`` timings of about ``seconds`` each.
+
+    The best, not the mean, is kept: on a shared machine other jobs only ever slow it down.
+    """
+    active = np.ones(len(state.population_sums()), dtype=bool)
+    state.advance(2, active)  # compile / warm up
+    synchronize(device)
+    start = time.perf_counter()
+    state.advance(2, active)
+    synchronize(device)
+    per_step = max(time.perf_counter() - start, 1e-9) / 2
+    steps = max(2, round(seconds / per_step / 2) * 2)
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        state.advance(steps, active)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return steps * n_nodes / best / 1e6
+
+
+def kernels(device: torch.device):
+    """(name, factory(fluid, force)) of the kernels to time on this device."""
+    omega_plus, omega_minus = relaxation_rates("trt", 1.0, 3 / 16)
+    rates = (omega_plus, omega_minus)
+    dense = [
+        ("torch eager (dense)", lambda fl, fo: DenseTorchLattices(
+            fl, fo, *rates, torch.float32, device, compile=False)),
+        ("torch.compile (dense)", lambda fl, fo: DenseTorchLattices(
+            fl, fo, *rates, torch.float32, device, compile=True)),
+    ]  # fmt: skip
+    if device.type == "cpu":
+        sparse = ("numba sparse (default)", lambda fl, fo: SparseCpuLattices(
+            fl, fo, *rates, np.dtype(np.float32)))  # fmt: skip
+        return [sparse, *dense]
+    return dense[::-1]
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "load_average_1min": os.getloadavg()[0],  # > cores: other jobs shared the CPU
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def write_atomic(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:n]")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--seconds", type=float, default=2.0, help="approximate time per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per case (best kept)")
+    parser.add_argument("--batch", type=int, default=16, help="samples of 32^3 in the batch case")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+
+    info = machine(device)
+    bandwidth = copy_bandwidth(device)
+    roofline = bandwidth / BYTES_PER_UPDATE / 1e6
+    cases = {
+        "64^3, 1 sample x 3 directions": overlapping_spheres(64, 0.6, 5.0, seed=0)[None],
+        f"32^3, {args.batch} samples x 3 directions": np.stack(
+            [overlapping_spheres(32, 0.6, 3.0, seed=s) for s in range(args.batch)]
+        ),
+    }
+    rows = []
+    for case, images in cases.items():
+        fluid, force = lattices_of(images)
+        n_nodes = fluid.size
+        for name, factory in kernels(device):
+            start = time.perf_counter()
+            state = factory(fluid, force)
+            mlups = step_rate(state, n_nodes, device, args.seconds, args.repeats)
+            rows.append({
+                "case": case, "kernel": name, "mlups": mlups,
+                "roofline_mlups": roofline, "fraction_of_roofline": mlups / roofline,
+                "setup_and_timing_s": time.perf_counter() - start,
+                "porosity": float(images.mean()),
+            })  # fmt: skip
+            print(f"{case:32s} {name:24s} {mlups:8.1f} MLUPS", flush=True)
+        start = time.perf_counter()
+        results = permeability_batch(images, LBMSettings(), device=device)
+        elapsed = time.perf_counter() - start
+        steps = int(sum(r.steps.sum() for r in results))
+        rows.append({
+            "case": case, "kernel": "permeability_batch end to end (default settings)",
+            "mlups": steps * images[0].size / elapsed / 1e6, "roofline_mlups": roofline,
+            "fraction_of_roofline": steps * images[0].size / elapsed / 1e6 / roofline,
+            "setup_and_timing_s": elapsed, "porosity": float(images.mean()),
+            "steps_per_direction": steps / (3 * len(images)),
+        })  # fmt: skip
+
+    report = {"machine": info, "bandwidth_GBps": bandwidth / 1e9,
+              "bytes_per_update": BYTES_PER_UPDATE, "rows": rows}  # fmt: skip
+    header = (
+        f"LBM D3Q19 TRT float32 on {report['machine']['device']} "
+        f"({report['machine'].get('gpu', report['machine']['cpu'])}, "
+        f"{report['machine']['cores']} cores, torch {report['machine']['torch']}, "
+        f"load average {report['machine']['load_average_1min']:.1f} at the start); "
+        f"copy bandwidth {bandwidth / 1e9:.1f} GB/s -> roofline {roofline:.0f} MLUPS "
+        f"at {BYTES_PER_UPDATE} B/update.\n\n"
+    )
+    table = ["| case | kernel | MLUPS | roofline MLUPS | % of roofline |", "|---|---|---|---|---|"]
+    table += [
+        f"| {r['case']} | {r['kernel']} | {r['mlups']:.1f} | {r['roofline_mlups']:.0f} "
+        f"| {100 * r['fraction_of_roofline']:.0f} % |"
+        for r in rows
+    ]
+    markdown = header + "\n".join(table) + "\n"
+    print("\n" + markdown)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "lbm.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(args.out / "lbm.md", markdown)
+
+
+if __name__ == "__main__":
+    main()
