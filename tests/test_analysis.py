@@ -1,0 +1,202 @@
+"""Analysis of a real study: selection rule, figures, report, notebooks, export round trip."""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import yaml
+from nbclient import NotebookClient
+
+import analysis
+import pvae
+from analysis.selection import SelectionRule, parse_constraint
+from pvae.bundle import read_torchscript
+from pvae.errors import PvaeError
+from pvae.store import open_dataset
+from pvae.train import model_from_checkpoint, read_checkpoint
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory, trained_run, ray_cluster):
+    """A finished 4-trial ASHA + Optuna study on the 48-sample 16^3 dataset."""
+    from tune.study import prepare_study, run_study
+
+    _, data = trained_run
+    base = tmp_path_factory.mktemp("study")
+    experiment = base / "tiny.yaml"
+    experiment.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "model": {
+                    "latent_dim": 4,
+                    "base_channels": 4,
+                    "max_channels": 8,
+                    "regressor_hidden": [8],
+                },
+                "train": {"epochs": 3, "batch_size": 8},
+                "tune": {
+                    "samples": 4,
+                    "max_concurrent": 2,
+                    "seed": 0,
+                    "startup_trials": 2,
+                    "grace_period": 1,
+                    "reduction_factor": 2,
+                    "resources": {"cpu": 1, "gpu": 0.25},
+                    "keep_checkpoints": 1,
+                    "space": {
+                        "train.dataset_size": {"choice": [16, 32]},
+                        "model.latent_dim": {"choice": [2, 4]},
+                        "train.beta": {"loguniform": [1.0e-3, 1.0]},
+                    },
+                },
+            }
+        )
+    )
+    record = run_study(prepare_study(experiment, data, base / "out"))
+    assert record["status"] == "complete"
+    return base / "out"
+
+
+def test_selection_rule(study_dir):
+    study = analysis.load_study(study_dir)
+    trials = study.trials
+    choice = analysis.choose(trials)
+    completed = trials[trials["status"] == "completed"]
+    assert choice.trial_id in set(completed["trial_id"])
+    best = completed["best_val_objective"].min()
+    assert choice.row["best_val_objective"] <= best * 1.01 + 1e-12
+    assert "production model" in choice.reason and "Eligible" in choice.reason
+    # ties: with a huge tolerance every completed trial ties, the smallest latent dim wins
+    wide = analysis.choose(
+        trials, SelectionRule(tie_tolerance=10.0, tie_breaks=("model.latent_dim",))
+    )
+    assert wide.row["model.latent_dim"] == completed["model.latent_dim"].min()
+    with pytest.raises(PvaeError, match="no trial meets the selection rule"):
+        analysis.choose(trials, SelectionRule(constraints=(("best_val_objective", "<", -1.0),)))
+    assert parse_constraint("best_val_r2_mean>=0.9") == ("best_val_r2_mean", ">=", 0.9)
+    with pytest.raises(PvaeError):
+        parse_constraint("nonsense")
+
+
+def test_analyze_writes_figures_and_report(study_dir, tmp_path, run_cli):
+    out = tmp_path / "report"
+    code, stdout, stderr = run_cli("analyze", study_dir, "--out", out)
+    assert code == 0, stderr
+    assert "production model" in stdout
+    figures = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {
+        "learning_curves",
+        "metric_vs_dataset_size",
+        "metric_vs_latent_dim",
+        "metric_vs_beta",
+        "parallel_coordinates",
+        "pareto_front",
+    } <= figures
+    assert all((out / "figures" / f"{f}.pdf").is_file() for f in figures)
+    report = (out / "report.md").read_text()
+    assert "## Leaderboard" in report and "## Production model" in report
+    assert all(f"figures/{f}.png" in report for f in figures)
+    assert json.loads((out / "choice.json").read_text())["trial_id"]
+
+
+def test_notebooks_execute(study_dir, tmp_path):
+    os.environ["PVAE_RESULTS"] = str(study_dir)
+    try:
+        for path in NOTEBOOKS:
+            notebook = nbformat.read(path, as_version=4)
+            NotebookClient(
+                notebook,
+                timeout=300,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(tmp_path)}},
+            ).execute()
+            errors = [
+                o
+                for c in notebook.cells
+                for o in c.get("outputs", [])
+                if o.get("output_type") == "error"
+            ]
+            assert not errors, path.name
+    finally:
+        os.environ.pop("PVAE_RESULTS")
+    assert (tmp_path / "models" / "notebook-choice" / "bundle.json").is_file()
+
+
+def _digest(folder: Path) -> dict:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_export_round_trip(study_dir, trained_run, tmp_path, run_cli):
+    _, data = trained_run
+    code, _, stderr = run_cli("export", study_dir, "--out", tmp_path / "m1")
+    assert code == 0, stderr
+    analysis.export_trial(analysis.load_study(study_dir), tmp_path / "m2")
+    assert _digest(tmp_path / "m1") == _digest(tmp_path / "m2")  # exporting twice: same bundle
+    bundle = json.loads((tmp_path / "m1" / "bundle.json").read_text())
+    assert bundle["provenance"]["trial_id"] and bundle["provenance"]["dataset_fingerprint"]
+    assert "git_commit" in bundle["provenance"] and bundle["provenance"]["versions"]["ray"]
+    assert "Model card" in (tmp_path / "m1" / "README.md").read_text()
+
+    loaded = pvae.load_model(tmp_path / "m1")
+    study = analysis.load_study(study_dir)
+    row = study.trials[study.trials["trial_id"] == bundle["provenance"]["trial_id"]].iloc[0]
+    reference, _ = model_from_checkpoint(read_checkpoint(row["best_checkpoint"]))
+    x = torch.from_numpy(open_dataset(data).images([0, 1, 2])).float()[:, None]
+    with torch.no_grad():
+        expected = reference(x)
+        got = loaded.model(x)
+        mu, _, prediction = read_torchscript(tmp_path / "m1")(x)
+    assert torch.equal(got["mu"], expected["mu"]) and torch.equal(got["logits"], expected["logits"])
+    assert torch.allclose(mu, expected["mu"], atol=1e-5)
+    assert torch.allclose(prediction, expected["prediction"], atol=1e-5)
+    code, stdout, _ = run_cli("evaluate", "--model", tmp_path / "m1", "--dataset", data, "--json")
+    assert code == 0 and json.loads(stdout)["n_samples"] == len(loaded.state["splits"]["test"])
+
+
+def test_bad_results_folders(study_dir, tmp_path, run_cli):
+    code, _, err = run_cli("analyze", tmp_path)
+    assert code == 2 and "not a study results folder" in err
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "study.json").write_text('{"hello": 1}')
+    code, _, err = run_cli("analyze", foreign)
+    assert code == 2 and "foreign" in err
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(study_dir, unfinished, ignore=shutil.ignore_patterns("ray"))
+    record = json.loads((unfinished / "study.json").read_text())
+    (unfinished / "study.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    code, _, err = run_cli("export", unfinished, "--out", tmp_path / "x")
+    assert code == 2 and "--resume" in err and not (tmp_path / "x").exists()
+    code, _, err = run_cli(
+        "export", study_dir, "--out", tmp_path / "y", "--constraint", "best_val_objective < -5"
+    )
+    assert code == 2 and "no trial meets" in err and not (tmp_path / "y").exists()
+    code, _, err = run_cli("export", study_dir, "--out", tmp_path / "z", "--trial", "nope")
+    assert code == 2 and "no trial 'nope'" in err
+
+
+def test_missing_checkpoint_is_reported(study_dir, tmp_path):
+    study = analysis.load_study(study_dir)
+    study.trials = study.trials.assign(best_checkpoint=str(tmp_path / "gone.pt"))
+    with pytest.raises(PvaeError, match="gone.pt: checkpoint of trial .* is missing"):
+        analysis.export_trial(study, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    bundle = tmp_path / "old"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(json.dumps({"format": "pvae-bundle-0"}))
+    with pytest.raises(PvaeError, match="re-export"):
+        pvae.load_model(bundle)
+    assert np.isfinite(study.trials["best_val_objective"]).any()
