@@ -1,33 +1,62 @@
-"""``make demo``: the main job end to end, as far as the pipeline exists.
+"""``make demo``: the main job end to end on the embedded default dataset.
 
-    python -m pvae.demo [--out demo-out] [--count 48] [--size 32]
+    python -m pvae.demo [--out demo-out] [--experiment experiments/demo.yaml]
 
-Stages now: synthesize one small dataset per family, label porosity, print each
-dataset's summary and one sample's properties. A second run reuses the datasets
-that already exist (delete ``--out`` to start over).
+1. the embedded LBM-labelled dataset (``data/default``; ``pvae data build-default``),
+2. a Ray Tune study (ASHA + Optuna) on a local Ray,
+3. its analysis report and the production-model choice,
+4. the production model exported as a bundle and evaluated on the test split,
+5. latent extraction (PCA and traversal figures),
+6. one Slerp interpolation between test samples, each step verified by LBM,
+7. inverse design of a few test-split property vectors, each design verified by LBM,
+8. a summary table.
+
+Every stage writes under ``--out``; a second run reuses what exists (delete a stage's
+folder to redo it). Each stage shows progress and prints where its output is.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
-from pvae.cli.data import format_summary
-from pvae.cli.props import sample_properties
+from pvae.default_data import DEFAULT_DATASET
 from pvae.errors import PvaeError
-from pvae.microstructures import FAMILIES, synthesize
 from pvae.store import open_dataset
 
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
+INVERSE_TARGETS = 3
 
-def dataset_for(family: str, out: Path, count: int, size: int, seed: int) -> tuple[Path, bool]:
-    """The demo dataset of a family: reused if present and complete, made otherwise."""
-    root = out / "data" / family
-    try:
-        if len(open_dataset(root)) == count:
-            return root, True
-    except PvaeError:
-        pass
-    synthesize(family, count, size, seed, root, overwrite=root.exists())
-    return root, False
+
+def stage(title: str):
+    print(f"\n== {title}", flush=True)
+
+
+def run_study_stage(experiment: Path, dataset: Path, out: Path, smoke: bool) -> dict:
+    from tune.study import prepare_study, run_study
+
+    study_file = out / "study.json"
+    if study_file.is_file():
+        record = json.loads(study_file.read_text())
+        if record.get("status") == "complete":
+            print(f"reusing the finished study in {out}")
+            return record
+    study = prepare_study(experiment, dataset, out, smoke)
+    resume = (out / "ray").exists()
+    record = run_study(study, resume=resume)
+    if record["status"] != "complete":
+        raise PvaeError(f"{out}: the study was interrupted; run `make demo` again to resume it")
+    return record
+
+
+def test_targets(store, splits: dict, count: int) -> list[tuple[str, dict]]:
+    """Property vectors of the first test samples (porosity + K diagonal, lattice units)."""
+    rows = store.manifest.iloc[splits["test"]]
+    picked = rows[(rows[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)].head(count)
+    return [
+        (r.sample_id, {"porosity": r.porosity, "k_xx": r.k_xx, "k_yy": r.k_yy, "k_zz": r.k_zz})
+        for r in picked.itertuples()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,20 +64,145 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pvae.demo", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
-    parser.add_argument("--count", type=int, default=48, help="samples per family")
-    parser.add_argument("--size", type=int, default=32, help="cube side in voxels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--experiment", type=Path, default=EXPERIMENT)
+    parser.add_argument("--smoke", action="store_true", help="tiny study (for tests)")
+    parser.add_argument(
+        "--targets", type=int, default=INVERSE_TARGETS, help="inverse-design targets"
+    )
     args = parser.parse_args(argv)
+    from pvae.cli import main as cli
+
     start = time.perf_counter()
-    print(f"== pvae demo -> {args.out}/")
-    for family in sorted(FAMILIES):
-        root, reused = dataset_for(family, args.out, args.count, args.size, args.seed)
-        print(f"\n-- {family}: {root} ({'reused' if reused else 'synthesized'})")
-        print(format_summary(open_dataset(root).summary()))
-    store = open_dataset(args.out / "data" / "foam")
-    props = sample_properties(store.image(0))
-    print(f"\n-- sample {store.manifest['sample_id'].iloc[0]}: porosity {props['porosity']:.4f}")
-    print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; outputs under {args.out}/")
+    out = args.out.resolve()
+    print(f"== pvae demo -> {out}/")
+
+    stage("1/8 dataset")
+    store = open_dataset(args.dataset)
+    summary = store.summary()
+    if summary["labelled"] < len(store):
+        raise PvaeError(f"{args.dataset}: not fully labelled; run `pvae data build-default`")
+    print(
+        f"{args.dataset}: {summary['count']} samples {summary['shape']}, {summary['families']}, "
+        f"fingerprint {summary['fingerprint']}"
+    )
+
+    stage("2/8 Ray Tune study (ASHA + Optuna, local Ray)")
+    record = run_study_stage(args.experiment, args.dataset, out / "study", args.smoke)
+    best = record["summary"]["best_trial"]
+    print(f"results: {out / 'study' / 'trials.parquet'}, {out / 'study' / 'history.parquet'}")
+
+    stage("3/8 analysis and production-model choice")
+    if not (out / "analysis" / "report.md").is_file():
+        cli(["analyze", str(out / "study"), "--out", str(out / "analysis")])
+    print(f"report: {out / 'analysis' / 'report.md'}")
+
+    stage("4/8 export and test-split evaluation")
+    bundle = out / "models" / "production"
+    if not (bundle / "bundle.json").is_file():
+        cli(["export", str(out / "study"), "--out", str(bundle)])
+    if not (out / "evaluation" / "metrics.json").is_file():
+        cli(
+            [
+                "evaluate",
+                "--model",
+                str(bundle),
+                "--dataset",
+                str(args.dataset),
+                "--split",
+                "test",
+                "--out",
+                str(out / "evaluation"),
+            ]
+        )
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    print(f"bundle: {bundle}; evaluation: {out / 'evaluation'}")
+
+    stage("5/8 latent space")
+    if not (out / "latent" / "latents.parquet").is_file():
+        cli(
+            [
+                "latent",
+                "--model",
+                str(bundle),
+                "--dataset",
+                str(args.dataset),
+                "--out",
+                str(out / "latent" / "latents.parquet"),
+            ]
+        )
+    print(f"latents and figures: {out / 'latent'}")
+
+    import pvae
+
+    loaded = pvae.load_model(bundle)
+    splits = loaded.state["splits"]
+
+    stage("6/8 Slerp interpolation, verified by LBM")
+    if not (out / "interpolation" / "path.parquet").is_file():
+        test = store.manifest.iloc[splits["test"]]
+        ends = [test[test["family"] == f]["sample_id"].iloc[0] for f in ("spheres", "foam")]
+        cli(
+            [
+                "interpolate",
+                "--model",
+                str(bundle),
+                "--dataset",
+                str(args.dataset),
+                "--from",
+                ends[0],
+                "--to",
+                ends[1],
+                "--steps",
+                "5",
+                "--out",
+                str(out / "interpolation"),
+            ]
+        )
+    print(f"interpolation: {out / 'interpolation'}")
+
+    stage("7/8 inverse design of test-split properties, verified by LBM")
+    if not (out / "inverse" / "summary.json").is_file():
+        from pvae.inverse_report import run_inverse
+
+        targets = test_targets(store, splits, args.targets)
+        run_inverse(loaded, targets, out / "inverse", store)
+    inverse = json.loads((out / "inverse" / "summary.json").read_text())
+    import pandas as pd
+
+    designs = pd.read_parquet(out / "inverse" / "summary.parquet")
+    for row in designs.itertuples():
+        if row.status == "designed":
+            print(
+                f"target {row.id}: porosity {row.target_porosity:.3f} -> verified "
+                f"{row.verified_porosity:.3f}; k_xx {row.target_k_xx:.3g} -> LBM "
+                f"{row.verified_k_xx:.3g} ({'success' if row.success else 'miss'})"
+            )
+        else:
+            print(f"target {row.id}: {row.status} ({row.note})")
+    print(f"designs: {out / 'inverse'}")
+
+    stage("8/8 summary")
+    rate = inverse["success_rate"]
+    rows = [
+        (
+            "best trial",
+            f"{best['trial_id']} (val_objective {best['val_objective']:.4f})" if best else "none",
+        ),
+        *(
+            (f"test R^2 {k}", f"{v:.3f}" if v is not None else "n/a")
+            for k, v in metrics["r2"].items()
+        ),
+        ("test reconstruction porosity MAE", f"{metrics['porosity_mae']:.4f}"),
+        (
+            "inverse design success",
+            f"{rate:.0%} of {inverse['designed']}" if rate is not None else "n/a",
+        ),
+        ("time", f"{time.perf_counter() - start:.0f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
     return 0
 
 
