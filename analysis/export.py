@@ -49,9 +49,11 @@ def _learning_curve(study: Study, trial_id: str, folder: Path) -> Path:
 
 
 def _clean(value):
+    """A JSON-ready plain value (numpy scalars and arrays converted, NaN -> None)."""
+    value = value.tolist() if hasattr(value, "tolist") else value
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value.item() if hasattr(value, "item") else value
+    return value
 
 
 def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict) -> str:

@@ -11,8 +11,9 @@ A bundle is a directory::
     README.md          model card (metrics, intended use, conventions, figures)
     figures/           learning curve, parity plot, reconstruction slices
 
-The JSON and weights are written deterministically, so exporting the same checkpoint
-twice gives identical files.
+Every file is written deterministically, so exporting the same checkpoint twice (two
+runs of ``pvae export``) gives identical files. (Within one Python process, TorchScript
+renames a class traced a second time, so only the TorchScript file would differ.)
 """
 
 import json

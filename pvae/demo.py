@@ -59,6 +59,15 @@ def test_targets(store, splits: dict, count: int) -> list[tuple[str, dict]]:
     ]
 
 
+def interpolation_ends(store, test: list[int]) -> list[str]:
+    """Two test samples to interpolate between: a sphere packing and a foam if present."""
+    rows = store.manifest.iloc[test]
+    picks = [rows[rows["family"] == f]["sample_id"] for f in ("spheres", "foam")]
+    if all(len(p) for p in picks):
+        return [p.iloc[0] for p in picks]
+    return list(rows["sample_id"].iloc[:2])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pvae.demo", description=__doc__.splitlines()[0]
@@ -140,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stage("6/8 Slerp interpolation, verified by LBM")
     if not (out / "interpolation" / "path.parquet").is_file():
-        test = store.manifest.iloc[splits["test"]]
-        ends = [test[test["family"] == f]["sample_id"].iloc[0] for f in ("spheres", "foam")]
+        ends = interpolation_ends(store, splits["test"])
         cli(
             [
                 "interpolate",

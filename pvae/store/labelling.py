@@ -24,6 +24,7 @@ from pvae.store.reader import open_dataset
 from pvae.store.writer import rewrite_manifest
 
 JOURNAL = "labels-journal"
+LABEL_DIGITS = 9  # the float32 solver resolves about 7; last-bit noise must not change fingerprints
 
 
 def settings_key(settings: LBMSettings) -> str:
@@ -120,8 +121,19 @@ class LabelJournal:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def significant(values: np.ndarray, digits: int = LABEL_DIGITS) -> np.ndarray:
+    """Values rounded to ``digits`` significant digits (0 and NaN unchanged)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(values))))
+        return np.where(np.isfinite(scale), np.round(values * scale) / scale, values)
+
+
 def merge_journal(root: str | Path, journal: LabelJournal, label_source: str = "lbm") -> dict:
     """Write the journal's labels into the manifest atomically, then clear the journal.
+
+    Permeabilities are stored to :data:`LABEL_DIGITS` significant digits, so that the
+    order of floating-point reductions (batch composition, thread count) cannot change
+    a dataset's fingerprint.
 
     Returns
     -------
@@ -135,7 +147,7 @@ def merge_journal(root: str | Path, journal: LabelJournal, label_source: str = "
     if len(rows):
         index = rows.index.to_numpy(dtype=np.int64)
         for column in K_COLUMNS:
-            frame.loc[index, column] = rows[column].to_numpy(dtype=float)
+            frame.loc[index, column] = significant(rows[column].to_numpy(dtype=float))
         frame.loc[index, "label_source"] = label_source
         frame.loc[index, "label_info"] = rows["label_info"].to_numpy()
     fingerprint = rewrite_manifest(root, frame)
