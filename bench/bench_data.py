@@ -36,7 +36,8 @@ def generation(work: Path, count: int, size: int) -> dict:
         seconds = time.perf_counter() - start
         rates[family] = {"samples": count, "seconds": seconds, "samples_per_s": count / seconds}
         print(
-            f"generate {family:9s} {count} x {size}^3: {seconds:6.1f} s  {count / seconds:7.1f} samples/s"
+            f"generate {family:9s} {count} x {size}^3: {seconds:6.1f} s "
+            f"{count / seconds:7.1f} samples/s"
         )
     return rates
 
@@ -86,7 +87,7 @@ def main() -> None:
     store_rate = read["store (memory-mapped, bit-packed)"]["samples_per_s"]
     bmp_rate = read["BMP slice folders"]["samples_per_s"]
     result = {
-        "command": f"python bench/bench_data.py --count {args.count} --size {args.size} --reads {args.reads}",
+        "command": " ".join(["python", *sys.argv]),
         "machine": machine(),
         "workers": default_workers(),
         "size": args.size,
@@ -110,7 +111,8 @@ def main() -> None:
         "|---|---:|",
         *(f"| {k} | {v['samples_per_s']:.1f} |" for k, v in read.items()),
         "",
-        f"Store vs. BMP folders: {result['store_vs_bmp_speedup']:.0f}x faster (same samples, same order, one run).",
+        f"Store vs. BMP folders: {result['store_vs_bmp_speedup']:.0f}x faster "
+        "(same samples, same order, one run).",
     ]
     (args.out / "data.md").write_text("\n".join(lines) + "\n")
     print(f"store vs BMP: {result['store_vs_bmp_speedup']:.0f}x; wrote {args.out / 'data.json'}")

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -179,8 +180,13 @@ def main() -> None:
             "steps_per_direction": steps / (3 * len(images)),
         })  # fmt: skip
 
-    report = {"machine": info, "bandwidth_GBps": bandwidth / 1e9,
-              "bytes_per_update": BYTES_PER_UPDATE, "rows": rows}  # fmt: skip
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": info,
+        "bandwidth_GBps": bandwidth / 1e9,
+        "bytes_per_update": BYTES_PER_UPDATE,
+        "rows": rows,
+    }
     header = (
         f"LBM D3Q19 TRT float32 on {report['machine']['device']} "
         f"({report['machine'].get('gpu', report['machine']['cpu'])}, "

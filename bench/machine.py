@@ -8,7 +8,7 @@ import torch
 
 
 def machine() -> dict:
-    """CPU model, usable cores, library versions, GPU name when there is one."""
+    """CPU model, usable cores, library versions, GPU name, and the load when measured."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -22,4 +22,5 @@ def machine() -> dict:
         "numpy": np.__version__,
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average_1min": os.getloadavg()[0],
     }

@@ -1,0 +1,210 @@
+"""CNN surrogate benchmark: accuracy on held-out LBM labels, calibration, speed vs. LBM.
+
+    python bench/bench_surrogate.py [--dataset data/default] [--model M] [--members 3]
+        [--epochs 60] [--lbm-samples 8]
+
+(a) Accuracy: an ensemble is trained on the dataset's train split (or ``--model`` is
+evaluated), and its prediction on the held-out test split (never seen in training or
+early stopping) is compared with the LBM labels: R^2 of log10 K per axis, median
+relative error of K_ii, and the calibration of the ensemble spread (binned absolute
+log10 error vs. spread, Spearman correlation, a PNG). (b) Throughput: LBM (numba,
+default settings, batches of 4 as in ``pvae data label``) and the surrogate (one batch,
+connectivity analysis included) on the same test samples, one run, CPU. Writes
+bench/results/surrogate.json, .md and .png (calibration plot).
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402
+
+from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.default_data import RECIPE  # noqa: E402
+from pvae.physics.lbm import LBMSettings, permeability_batch  # noqa: E402
+from pvae.store import open_dataset  # noqa: E402
+from pvae.surrogate import (  # noqa: E402
+    SurrogateConfig,
+    TrainSettings,
+    load_surrogate,
+    train_ensemble,
+)
+from pvae.surrogate.evaluation import accuracy  # noqa: E402
+
+
+def test_rows(ensemble, store) -> np.ndarray:
+    """Rows of the held-out test split recorded in the model for this dataset."""
+    for record in ensemble.info["datasets"]:
+        if record["fingerprint"] == store.fingerprint:
+            return np.array([store.index_of(i) for i in record["test"]])
+    raise SystemExit(f"the model was not trained on {store.root} ({store.fingerprint})")
+
+
+def calibration_plot(prediction, k_true, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    true, pred = (np.diagonal(k, axis1=1, axis2=2) for k in (k_true, prediction.k))
+    both = (true > 0) & (pred > 0)
+    error = np.abs(np.log10(pred[both]) - np.log10(true[both]))
+    fig, ax = plt.subplots(figsize=(4.5, 3.5), dpi=120)
+    ax.scatter(prediction.spread[both], error, s=8, alpha=0.6)
+    top = max(prediction.spread[both].max(), error.max()) * 1.05
+    ax.plot([0, top], [0, top], "k--", lw=0.8, label="|error| = spread")
+    ax.set(
+        xlabel="ensemble spread of log10 K_ii (decades)",
+        ylabel="|log10 K_pred - log10 K_LBM|",
+        title="surrogate calibration (test split)",
+    )
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def throughput(ensemble, store, rows, lbm_samples: int) -> dict:
+    images = store.images(rows[:lbm_samples])
+    settings = LBMSettings(**RECIPE["lbm"])
+    warm = LBMSettings(**{**RECIPE["lbm"], "max_steps": settings.check_every})
+    permeability_batch(images[:1], warm)  # numba compilation, excluded
+    start = time.perf_counter()
+    for i in range(0, len(images), 4):
+        permeability_batch(images[i : i + 4], settings)
+    lbm_s = time.perf_counter() - start
+    ensemble.predict(images[:1])  # warm-up (allocations), excluded
+    start = time.perf_counter()
+    ensemble.predict(images)
+    surrogate_s = time.perf_counter() - start
+    all_images = store.images(rows)
+    start = time.perf_counter()
+    ensemble.predict(all_images)
+    split_s = time.perf_counter() - start
+    return {
+        "samples": len(images),
+        "lbm_s": lbm_s,
+        "lbm_samples_per_s": len(images) / lbm_s,
+        "surrogate_s": surrogate_s,
+        "surrogate_samples_per_s": len(images) / surrogate_s,
+        "speedup": lbm_s / surrogate_s,
+        "surrogate_test_split": {"samples": len(rows), "samples_per_s": len(rows) / split_s},
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def markdown(result: dict) -> str:
+    acc, speed, train = result["accuracy"], result["throughput"], result["training"]
+    lines = [
+        "# CNN permeability surrogate benchmark",
+        "",
+        f"`{result['command']}` on {result['machine']['cpu']} "
+        f"({result['machine']['cores']} cores, load average {speed['load_average_1min']:.1f} "
+        "from other jobs during the run: timings are noisy).",
+        "",
+        f"Dataset `{result['dataset']['path']}` ({result['dataset']['labelled']} LBM-labelled "
+        f"of {result['dataset']['count']}, {result['dataset']['shape']}); ensemble of "
+        f"{train['members']} members, **{train['train_samples']} training samples** (with "
+        f"the 48-symmetry augmentation), {train['val_samples']} for early stopping, "
+        f"**{acc['n']} held-out test samples**. Model {result['model']}.",
+        "",
+        "| test split | x | y | z | all |",
+        "|---|---:|---:|---:|---:|",
+        "| R^2 of log10 K_ii | "
+        + " | ".join(f"{acc['r2_log10_k'][a]:.3f}" for a in "xyz")
+        + " | |",
+        "| median relative error of K_ii | "
+        + " | ".join(f"{acc['median_rel_error'][a]:.1%}" for a in ("x", "y", "z", "all"))
+        + " |",
+        "",
+        f"Targets: R^2 >= 0.98 per axis, median relative error <= 10%. Mean absolute log10 "
+        f"error {acc['mae_log10']:.3f} decades; zero/non-zero K_ii agreement "
+        f"{acc['percolation_agreement']:.1%}.",
+        "",
+        f"Calibration (![plot](surrogate.png)): Spearman correlation of |log10 "
+        f"error| with the ensemble spread {acc['calibration']['spearman']:.2f}.",
+        "",
+        "| spread bin (decades) | components | mean spread | RMS error | median error |",
+        "|---|---:|---:|---:|---:|",
+        *[
+            f"| {b['spread_lo']:.3f}-{b['spread_hi']:.3f} | {b['count']} | "
+            f"{b['mean_spread']:.3f} | {b['rms_error']:.3f} | {b['median_error']:.3f} |"
+            for b in acc["calibration"]["bins"]
+        ],
+        "",
+        "| throughput, same samples, CPU, one run | samples | seconds | samples/s |",
+        "|---|---:|---:|---:|",
+        f"| LBM (numba, default settings) | {speed['samples']} | {speed['lbm_s']:.1f} | "
+        f"{speed['lbm_samples_per_s']:.3f} |",
+        f"| surrogate ({train['members']} members + connectivity) | {speed['samples']} | "
+        f"{speed['surrogate_s']:.3f} | {speed['surrogate_samples_per_s']:.1f} |",
+        "",
+        f"Speed-up {speed['speedup']:.0f}x (target 1000x). Surrogate on the whole test split: "
+        f"{speed['surrogate_test_split']['samples_per_s']:.1f} samples/s. No GPU was lent.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=Path("data/default"))
+    parser.add_argument("--model", type=Path, help="evaluate this model instead of training")
+    parser.add_argument("--save-model", type=Path, help="keep the trained model here")
+    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=15)
+    parser.add_argument("--lbm-samples", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    store = open_dataset(args.dataset)
+    if args.model:
+        ensemble = load_surrogate(args.model)
+    else:
+        settings = TrainSettings(members=args.members, epochs=args.epochs,
+                                 patience=args.patience, device="cpu")  # fmt: skip
+        ensemble = train_ensemble([store], SurrogateConfig(), settings, progress=True)
+        if args.save_model:
+            ensemble.save(args.save_model)
+    rows = test_rows(ensemble, store)
+    k_true = store.labels()[rows, 1:].reshape(-1, 3, 3)
+    prediction = ensemble.predict_store(store, rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    calibration_plot(prediction, k_true, args.out / "surrogate.png")
+    record = next(r for r in ensemble.info["datasets"] if r["fingerprint"] == store.fingerprint)
+    summary = store.summary()
+    result = {
+        "command": "python " + " ".join(sys.argv),
+        "machine": machine(),
+        "dataset": {
+            "path": str(args.dataset),
+            "fingerprint": store.fingerprint,
+            "count": summary["count"],
+            "labelled": summary["labelled"],
+            "shape": summary["shape"],
+        },  # fmt: skip
+        "model": ensemble.fingerprint,
+        "training": {
+            **ensemble.info["training"],
+            "train_samples": ensemble.info["train_samples"],
+            "val_samples": len(record["val"]),
+            "best_epochs": [h["best_epoch"] for h in ensemble.info["history"]],
+            "seconds": sum(e["time_s"] for h in ensemble.info["history"] for e in h["epochs"]),
+        },  # fmt: skip
+        "accuracy": accuracy(prediction, k_true),
+        "throughput": throughput(ensemble, store, rows, args.lbm_samples),
+    }
+    result["training"]["members"] = len(ensemble.members)
+    atomic_write_json(args.out / "surrogate.json", result)
+    text = markdown(result)
+    atomic_write_bytes(args.out / "surrogate.md", text.encode())
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

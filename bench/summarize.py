@@ -1,0 +1,126 @@
+"""Write bench/README.md: one table of every benchmark's latest figures.
+
+    python bench/summarize.py
+
+Reads bench/results/*.json (each written by its benchmark with the command and the
+machine) and lists the headline figures; the per-benchmark Markdown files beside them
+hold the details.
+"""
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _lbm(d):
+    rows = []
+    for r in d["rows"]:
+        rows.append(
+            (
+                f"LBM {r['case']}, {r['kernel']}",
+                f"{r['mlups']:.1f} MLUPS "
+                f"({r['fraction_of_roofline']:.0%} of {r['roofline_mlups']:.0f} roofline)",
+            )
+        )
+    return rows
+
+
+def _data(d):
+    rows = [
+        (
+            f"synthesis {k} at {d['size']}^3",
+            f"{v['samples_per_s']:.0f} samples/s ({v['samples']} in {v['seconds']:.1f} s)",
+        )
+        for k, v in d["generation"].items()
+    ]
+    rows += [
+        (f"random-access read, {k}", f"{v['samples_per_s']:.0f} samples/s")
+        for k, v in d["reading"].items()
+    ]
+    return rows
+
+
+def _train(d):
+    rows = []
+    if "speed" in d:
+        s = d["speed"]
+        rows.append(
+            (
+                "training speed vs. research-code network (batch 16)",
+                f"{s['ours_samples_per_s']:.1f} vs {s['reference_samples_per_s']:.1f} samples/s "
+                f"({s['speedup']:.1f}x)",
+            )
+        )
+    a = d["accuracy"]
+    r2 = ", ".join(f"{k} {v:.3f}" for k, v in a["test"]["r2"].items() if v is not None)
+    rows.append(
+        (
+            f"test accuracy ({a['config']['train']['epochs']} epochs, {a['dataset_size']} samples)",
+            f"R^2 {r2}; recon porosity MAE {a['test']['porosity_mae']:.4f}",
+        )
+    )
+    return rows
+
+
+def _asha(d):
+    return [
+        (
+            "ASHA vs FIFO (same trials and seed)",
+            f"{d['compute_ratio']:.1f}x fewer trial-epochs ({d['asha']['trial_epochs']} vs "
+            f"{d['fifo']['trial_epochs']}), best metric {d['best_gap']:+.2%}",
+        )
+    ]
+
+
+def _inverse(d):
+    return [
+        (
+            f"inverse design, {d['targets']} test targets",
+            f"{d['success_rate']:.0%} verified success vs {d['baseline_success_rate']:.0%} "
+            f"nearest-sample baseline, {d['seconds_per_target']:.1f} s/target",
+        )
+    ]
+
+
+def _surrogate(d):
+    return [(k, v) for k, v in d.get("headline", {}).items()]
+
+
+EXTRACTORS = {
+    "lbm": _lbm,
+    "data": _data,
+    "train": _train,
+    "asha": _asha,
+    "inverse": _inverse,
+    "surrogate": _surrogate,
+}
+
+
+def main() -> None:
+    lines = [
+        "# Benchmarks\n",
+        "Latest figures of every benchmark; details in `results/<name>.md`, raw "
+        "numbers in `results/<name>.json`. Ratios are measured within one run (ours vs. a "
+        "baseline on the same machine), since these machines are shared.\n",
+        "| benchmark | figure | command | machine |",
+        "|---|---|---|---|",
+    ]
+    for name, extract in EXTRACTORS.items():
+        path = RESULTS / f"{name}.json"
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        machine = data.get("machine", {})
+        where = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+        if machine.get("gpu"):
+            where += f", {machine['gpu']}"
+        if machine.get("load_average_1min"):
+            where += f", load {machine['load_average_1min']:.1f}"
+        for label, figure in extract(data):
+            lines.append(f"| {label} | {figure} | `{data.get('command', '?')}` | {where} |")
+    (Path(__file__).parent / "README.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
