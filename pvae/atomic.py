@@ -59,19 +59,25 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write a file under a temporary name, fsync it, then rename it into place."""
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; fsync and rename it into place on success."""
     temp = _temp_name(path)
     try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield temp
+        with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a file under a temporary name, fsync it, then rename it into place."""
+    path = Path(path)
+    with _atomic_file(path) as temp:
+        temp.write_bytes(data)
     return path
 
 
@@ -101,15 +107,8 @@ def atomic_write_parquet(
         merged = dict(table.schema.metadata or {})
         merged[b"pvae"] = json.dumps(metadata, sort_keys=True).encode()
         table = table.replace_schema_metadata(merged)
-    temp = _temp_name(path)
-    try:
+    with _atomic_file(path) as temp:
         pq.write_table(table, temp)
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
     return path
 
 
