@@ -26,6 +26,10 @@ from pvae.store import open_dataset
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
 INVERSE_TARGETS = 3
+CANDIDATES = 4
+# verification budget of the demo: LBM to a 1e-4 flux change per 100 steps, at most 20k
+# steps per direction (a structure that needs more is reported as not converged)
+VERIFY = ["--tol", "1e-4", "--max-steps", "20000"]
 
 
 def stage(title: str):
@@ -165,16 +169,22 @@ def main(argv: list[str] | None = None) -> int:
                 "5",
                 "--out",
                 str(out / "interpolation"),
+                *VERIFY,
             ]
         )
     print(f"interpolation: {out / 'interpolation'}")
 
     stage("7/8 inverse design of test-split properties, verified by LBM")
     if not (out / "inverse" / "summary.json").is_file():
+        from pvae.inverse import InverseSettings
         from pvae.inverse_report import run_inverse
+        from pvae.physics.lbm import LBMSettings
 
         targets = test_targets(store, splits, args.targets)
-        run_inverse(loaded, targets, out / "inverse", store)
+        lbm = LBMSettings(tol=float(VERIFY[1]), max_steps=int(VERIFY[3]))
+        run_inverse(
+            loaded, targets, out / "inverse", store, InverseSettings(candidates=CANDIDATES), lbm
+        )
     inverse = json.loads((out / "inverse" / "summary.json").read_text())
     import pandas as pd
 
