@@ -74,7 +74,7 @@ def speed(store, batch_size: int, steps: int) -> dict:
     return result
 
 
-def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: dict) -> dict:
+def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: dict, keep) -> dict:
     config = experiment_from_dict(
         {
             "name": "bench",
@@ -82,11 +82,12 @@ def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: d
             "train": {"epochs": epochs, "dataset_size": size, **train},
         }
     )
-    with tempfile.TemporaryDirectory() as run:
+    with tempfile.TemporaryDirectory() as scratch:
+        run = keep or Path(scratch) / "run"
         start = time.perf_counter()
-        summary = train_run(config, dataset, Path(run) / "run", progress=True)
+        summary = train_run(config, dataset, run, progress=True)
         seconds = time.perf_counter() - start
-        metrics = evaluate(Path(run) / "run", dataset, "test")
+        metrics = evaluate(run, dataset, "test")
     return {
         "config": config.to_dict(),
         "train_seconds": seconds,
@@ -113,6 +114,9 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--gamma", type=float, default=1.0)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the trained run here (for bench_inverse.py)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     store = open_dataset(args.dataset)
@@ -132,7 +136,9 @@ def main() -> None:
         )
     model = {"latent_dim": args.latent_dim, "base_channels": args.base_channels}
     train = {"lr": args.lr, "beta": args.beta, "gamma": args.gamma}
-    result["accuracy"] = accuracy(args.dataset, args.epochs, args.dataset_size, model, train)
+    result["accuracy"] = accuracy(
+        args.dataset, args.epochs, args.dataset_size, model, train, args.keep
+    )
     test = result["accuracy"]["test"]
     print(
         f"accuracy at dataset size {result['accuracy']['dataset_size']}: R^2 {test['r2']}, "
