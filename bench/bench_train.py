@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -84,9 +85,13 @@ def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: d
     )
     with tempfile.TemporaryDirectory() as scratch:
         run = keep or Path(scratch) / "run"
-        start = time.perf_counter()
-        summary = train_run(config, dataset, run, progress=True)
-        seconds = time.perf_counter() - start
+        if (run / "summary.json").is_file():  # a kept run: evaluate it again, do not retrain
+            summary = json.loads((run / "summary.json").read_text())
+            seconds = float(pd.read_parquet(run / "history.parquet")["time_s"].sum())
+        else:
+            start = time.perf_counter()
+            summary = train_run(config, dataset, run, progress=True)
+            seconds = time.perf_counter() - start
         metrics = evaluate(run, dataset, "test")
     return {
         "config": config.to_dict(),

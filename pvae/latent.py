@@ -15,7 +15,7 @@ import torch
 
 from pvae.atomic import atomic_write_parquet
 from pvae.figures import pca_plot, traversal_plot
-from pvae.inference import infer
+from pvae.inference import binarize_logits, infer
 from pvae.loading import LoadedModel
 from pvae.store.reader import VoxelStore
 
@@ -117,7 +117,7 @@ def decode(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     images : np.ndarray of bool, shape (S, D, H, W)
-        Binarized reconstructions (logit > 0, i.e. pore probability > 0.5), True = pore.
+        Binarized reconstructions (porosity-preserving, :func:`binarize_logits`), True = pore.
     predicted : np.ndarray, shape (S, T)
         Regressor predictions at z in raw units (porosity, log10 K, ...).
     """
@@ -125,7 +125,7 @@ def decode(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zt = torch.as_tensor(z, dtype=torch.float32, device=device)
     logits = loaded.model.decode(zt)[:, 0]
     predicted = loaded.normalizer.decode(loaded.model.predict(zt))
-    return (logits > 0).cpu().numpy(), predicted.cpu().numpy().astype(float)
+    return binarize_logits(logits).cpu().numpy(), predicted.cpu().numpy().astype(float)
 
 
 def write_latents(

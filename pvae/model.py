@@ -95,7 +95,10 @@ class PVAE(nn.Module):
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent_dim) -> voxel logits (B, 1, D, H, W); sigmoid > 0.5 means pore."""
+        """(B, latent_dim) -> voxel logits (B, 1, D, H, W) of the pore phase.
+
+        Binarize with :func:`pvae.inference.binarize_logits` (porosity-preserving).
+        """
         h = self.from_latent(z).view(len(z), self.channels[-1], *self.shapes[-1])
         for up, norm, shape in zip(self.up, self.up_norm, self.shapes[::-1][1:], strict=True):
             h = norm(_crop(up(h), shape))
