@@ -24,6 +24,7 @@ from machine import machine  # noqa: E402
 
 import pvae  # noqa: E402
 from pvae.inverse import InverseSettings, design, score_designs, target_vector  # noqa: E402
+from pvae.physics.lbm import LBMSettings  # noqa: E402
 from pvae.store import open_dataset  # noqa: E402
 from pvae.targets import target_values  # noqa: E402
 
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--tol", type=float, default=1e-4, help="LBM verification tolerance")
+    parser.add_argument("--max-steps", type=int, default=20_000, help="LBM steps cap per direction")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     loaded = pvae.load_model(args.model)
@@ -75,10 +78,11 @@ def main() -> None:
     splits = loaded.state["splits"]
     targets = targets_of(store, splits["test"], args.targets)
     settings = InverseSettings(candidates=args.candidates, steps=args.steps)
+    lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
     rows = []
     for target_id, target in targets:
         start = time.perf_counter()
-        table, _ = design(loaded, target, store, settings)
+        table, _ = design(loaded, target, store, settings, lbm)
         seconds = time.perf_counter() - start
         base = nearest_baseline(loaded, store, splits["train"], target).iloc[0]
         best = table.iloc[0]

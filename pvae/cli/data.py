@@ -60,8 +60,21 @@ def register(commands) -> None:
     add_progress(imp)
     imp.set_defaults(run=run_import)
 
-    label = sub.add_parser("label", help="fill permeability labels by LBM (Ray tasks, resumable)")
+    label = sub.add_parser(
+        "label", help="fill permeability labels by LBM (Ray tasks, resumable) or a CNN surrogate"
+    )
     label.add_argument("dataset", type=Path)
+    label.add_argument(
+        "--method", choices=("lbm", "surrogate"), default="lbm", help="labelling method"
+    )
+    label.add_argument("--model", type=Path, help="surrogate model file (--method surrogate)")
+    label.add_argument(
+        "--fallback-lbm-above",
+        type=float,
+        metavar="SIGMA",
+        help="surrogate: label by LBM the samples whose ensemble spread of log10 K "
+        "(decades, largest axis) is above SIGMA",
+    )
     label.add_argument("--workers", type=int, help="tasks at once (default: CPUs, or 4 per GPU)")
     label.add_argument("--batch-size", type=int, help="samples per task (default 4 CPU, 64 GPU)")
     label.add_argument("--relabel", action="store_true", help="recompute existing labels too")
@@ -128,6 +141,10 @@ def run_label(args) -> None:
         if value is not None and value < 1:
             raise PvaeError(f"--{name.replace('_', '-')} {value}: need at least 1")
     open_dataset(args.dataset)  # a clear error before Ray starts
+    if args.method == "surrogate":
+        return run_label_surrogate(args)
+    if args.model is not None or args.fallback_lbm_above is not None:
+        raise PvaeError("--model and --fallback-lbm-above need --method surrogate")
     summary = label_dataset(
         args.dataset,
         lbm_settings(args),
@@ -141,6 +158,35 @@ def run_label(args) -> None:
         f"labelled {summary['labelled']} samples by LBM ({summary['resumed']} resumed from an "
         f"interrupted run, {summary['already_labelled']} already labelled); "
         f"fingerprint {summary['fingerprint']}"
+    )
+    if summary["not_converged"]:
+        print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")
+
+
+def run_label_surrogate(args) -> None:
+    from pvae.surrogate import load_surrogate
+    from pvae.train import resolve_device
+    from tune.surrogate_labelling import label_with_surrogate
+
+    if args.model is None:
+        raise PvaeError("--method surrogate needs --model (a `pvae surrogate train` output)")
+    model = load_surrogate(args.model, resolve_device(args.device))  # errors before any work
+    summary = label_with_surrogate(
+        args.dataset,
+        model,
+        args.fallback_lbm_above,
+        lbm_settings(args),
+        workers=args.workers,
+        device=args.device,
+        batch_size=args.batch_size,
+        relabel=args.relabel,
+        progress=args.progress,
+    )
+    fallback = args.fallback_lbm_above
+    routed = "" if fallback is None else f" and {summary['lbm']} by LBM (spread > {fallback})"
+    print(
+        f"labelled {summary['surrogate']} samples by surrogate {summary['model']}{routed}; "
+        f"{summary['already_labelled']} already labelled; fingerprint {summary['fingerprint']}"
     )
     if summary["not_converged"]:
         print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")

@@ -1,0 +1,128 @@
+"""``pvae surrogate``: train the CNN permeability surrogate and predict with it."""
+
+from pathlib import Path
+
+from pvae.cli.options import add_progress, print_json
+from pvae.errors import PvaeError
+from pvae.store.layout import MANIFEST
+
+_SPLIT = "train/val/test fractions of each dataset's labelled samples"
+
+
+def register(commands) -> None:
+    """Add ``pvae surrogate`` and its sub-commands."""
+    parser = commands.add_parser("surrogate", help="CNN permeability surrogate (LBM stand-in)")
+    sub = parser.add_subparsers(dest="surrogate_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser("train", help="train an ensemble of 3D CNNs on LBM labels")
+    train.add_argument(
+        "--dataset",
+        type=Path,
+        action="append",
+        required=True,
+        help="labelled dataset (repeat for several of one image shape)",
+    )
+    train.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    train.add_argument("--members", type=int, default=3, help="ensemble size (spread needs 2+)")
+    train.add_argument("--epochs", type=int, default=60, help="maximum epochs per member")
+    train.add_argument("--patience", type=int, default=15, help="early-stopping patience")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0, help="member m uses seed + m")
+    train.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help=_SPLIT,
+    )
+    train.add_argument("--split-seed", type=int, default=0)
+    train.add_argument("--max-train", type=int, help="use only this many training samples")
+    train.add_argument("--channels", default="16,32,64", help="CNN channels per stage")
+    train.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_progress(train)
+    train.set_defaults(run=run_train)
+
+    predict = sub.add_parser("predict", help="permeability of an image or of a dataset's samples")
+    predict.add_argument("--model", type=Path, required=True, help="surrogate model file")
+    predict.add_argument("path", type=Path, help="dataset directory, image file or BMP folder")
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    predict.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
+    add_progress(predict)
+    predict.set_defaults(run=run_predict)
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        channels = ()
+    if not channels or min(channels) < 1:
+        raise PvaeError(f"--channels {text!r}: expected positive integers like 16,32,64")
+    return channels
+
+
+def run_train(args) -> None:
+    from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble
+
+    if args.out.exists() and not args.overwrite:
+        raise PvaeError(f"{args.out}: exists; use --overwrite to replace it")
+    if abs(sum(args.split) - 1) > 1e-6 or min(args.split) <= 0:
+        raise PvaeError(f"--split {' '.join(map(str, args.split))}: need 3 fractions > 0, sum 1")
+    settings = TrainSettings(
+        members=args.members, epochs=args.epochs, patience=args.patience,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, split=tuple(args.split),
+        split_seed=args.split_seed, max_train=args.max_train, device=args.device,
+    )  # fmt: skip
+    config = SurrogateConfig(channels=_channels(args.channels))
+    ensemble = train_ensemble(args.dataset, config, settings, args.progress)
+    ensemble.save(args.out)
+    val = ensemble.info["validation"]
+    r2 = " ".join(f"{a} {v:.3f}" for a, v in val["r2_log10_k"].items())
+    print(
+        f"wrote {args.out}: {settings.members} members, {ensemble.info['train_samples']} "
+        f"training samples; validation ({val['n']} samples) R^2 log10 K {r2}, median "
+        f"relative error {val['median_rel_error']['all']:.1%}; model {ensemble.fingerprint}"
+    )
+
+
+def _read(path: Path, ensemble, batch_size: int, progress):
+    """Sample IDs and prediction of a dataset directory or of one image."""
+    from pvae.imaging.read import read_image, sample_id_of
+    from pvae.store import open_dataset
+
+    if path.is_dir() and (path / MANIFEST).exists():
+        store = open_dataset(path)
+        prediction = ensemble.predict_store(store, batch_size=batch_size, progress=progress)
+        return store.manifest["sample_id"].tolist(), prediction
+    image = read_image(path)
+    ensemble.check_shape(image.shape, path)
+    return [sample_id_of(path)], ensemble.predict(image[None])
+
+
+def run_predict(args) -> None:
+    from pvae.surrogate import load_surrogate
+    from pvae.train import resolve_device
+
+    if args.batch_size < 1:
+        raise PvaeError(f"--batch-size {args.batch_size}: need at least 1")
+    ensemble = load_surrogate(args.model, resolve_device(args.device))
+    ids, p = _read(args.path, ensemble, args.batch_size, args.progress)
+    if args.json:
+        print_json({
+            "model": ensemble.fingerprint, "units": "lattice", "convention": "superficial",
+            "samples": [
+                {"sample_id": i, "porosity": float(p.porosity[n]), "k": p.k[n].tolist(),
+                 "spread_log10": p.spread[n].tolist(), "percolating": p.percolating[n].tolist()}
+                for n, i in enumerate(ids)
+            ],
+        })  # fmt: skip
+        return
+    print(f"{'sample_id':<24} {'porosity':>8} {'k_xx':>10} {'k_yy':>10} {'k_zz':>10} {'spread':>7}")
+    for n, sample_id in enumerate(ids):
+        kxx, kyy, kzz = (p.k[n, i, i] for i in range(3))
+        print(f"{sample_id:<24} {p.porosity[n]:8.4f} {kxx:10.4g} {kyy:10.4g} {kzz:10.4g} "
+              f"{p.max_spread[n]:7.3f}")  # fmt: skip

@@ -1,0 +1,200 @@
+"""A trained surrogate ensemble: its bundle file and batched prediction.
+
+The bundle is one ``torch.save`` file of plain dicts, lists, numbers and tensors
+(loaded with ``weights_only=True``): model config, target normalisation, one state
+dict per member, the image shape, training settings and history, the datasets with
+their fingerprints and splits, validation metrics and the code version. It rebuilds
+the ensemble alone.
+"""
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pvae.atomic import atomic_write_bytes
+from pvae.errors import PvaeError
+from pvae.physics.connectivity import percolates
+from pvae.progress import progress_bar
+from pvae.store.reader import VoxelStore
+from pvae.surrogate.logtensor import LogNormalizer, exp_tensor
+from pvae.surrogate.model import PermeabilityCNN, SurrogateConfig
+
+BUNDLE_FORMAT = "pvae-surrogate-1"
+
+
+@dataclass
+class Prediction:
+    """Surrogate prediction for N images.
+
+    Attributes
+    ----------
+    k : np.ndarray, shape (N, 3, 3)
+        Ensemble permeability (log-Euclidean mean of the members), lattice units,
+        superficial convention, (x, y, z) components; 0 in non-percolating rows/columns.
+    spread : np.ndarray, shape (N, 3)
+        Standard deviation over members of log10 K_ii, decades (0 where K_ii = 0 or
+        with a single member).
+    percolating : np.ndarray of bool, shape (N, 3)
+        Directions (x, y, z) along which the pore space carries flow (exact).
+    porosity : np.ndarray, shape (N,)
+        Pore voxels / all voxels (exact, not learned).
+    """
+
+    k: np.ndarray
+    spread: np.ndarray
+    percolating: np.ndarray
+    porosity: np.ndarray
+
+    @property
+    def max_spread(self) -> np.ndarray:
+        """Largest spread over the three axes, (N,), decades."""
+        return self.spread.max(axis=1)
+
+    @classmethod
+    def empty(cls) -> "Prediction":
+        """A prediction for no images."""
+        return cls(np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros((0, 3), bool), np.zeros(0))
+
+    @classmethod
+    def concat(cls, parts: list["Prediction"]) -> "Prediction":
+        """Join the predictions of consecutive batches."""
+        fields = ("k", "spread", "percolating", "porosity")
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
+
+
+class SurrogateEnsemble:
+    """Members of one trained surrogate, ready to predict.
+
+    Parameters
+    ----------
+    config : SurrogateConfig
+    normalizer : LogNormalizer
+    states : list of dict
+        One state dict per member.
+    info : dict
+        Everything else of the bundle (``input_shape``, ``training``, ``datasets``,
+        ``validation``, ``code_version``, ...).
+    device : str or torch.device
+    """
+
+    def __init__(self, config, normalizer, states, info, device="cpu"):
+        self.config, self.normalizer, self.info = config, normalizer, info
+        self.states = states
+        self.input_shape = tuple(info["input_shape"])
+        self.device = torch.device(device)
+        self.members = []
+        for state in states:
+            member = PermeabilityCNN(config)
+            member.load_state_dict(state)
+            self.members.append(member.to(self.device).eval())
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of config, normalisation and weights (``sha256:`` + 16 hex)."""
+        digest = hashlib.sha256(repr((self.config, self.normalizer)).encode())
+        for state in self.states:
+            for name in sorted(state):
+                digest.update(name.encode())
+                digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+        return f"sha256:{digest.hexdigest()[:16]}"
+
+    def state(self) -> dict:
+        """The bundle: plain values and tensors only."""
+        return {
+            "format": BUNDLE_FORMAT,
+            "config": self.config.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            "members": [{k: v.detach().cpu() for k, v in s.items()} for s in self.states],
+            **self.info,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle atomically."""
+        buffer = io.BytesIO()
+        torch.save(self.state(), buffer)
+        return atomic_write_bytes(path, buffer.getvalue())
+
+    def check_shape(self, shape, source) -> None:
+        """:class:`PvaeError` unless images of ``shape`` match the training shape."""
+        if tuple(shape) != self.input_shape:
+            raise PvaeError(
+                f"{source}: image shape {tuple(shape)} (z, y, x), but the surrogate was "
+                f"trained on {self.input_shape}; K in lattice units does not transfer"
+            )
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray) -> Prediction:
+        """Predict one batch.
+
+        Parameters
+        ----------
+        images : np.ndarray of bool, shape (N, Z, Y, X)
+            ``True`` = pore, axes (z, y, x); K components come out in (x, y, z) order.
+
+        Returns
+        -------
+        Prediction
+        """
+        images = np.asarray(images, dtype=bool)
+        perc = np.stack([percolates(image) for image in images])  # (N, 3)
+        x = torch.from_numpy(images).to(self.device, torch.float32)[:, None]  # (N, 1, Z, Y, X)
+        porosity = x.mean(dim=(1, 2, 3, 4))  # (N,)
+        s6 = torch.stack([self.normalizer.decode(m(x, porosity)) for m in self.members])
+        s6 = s6.cpu().double()  # (M, N, 6) decades
+        mask = torch.from_numpy(perc)
+        members_k = exp_tensor(s6, mask)  # (M, N, 3, 3)
+        diag = torch.diagonal(members_k, dim1=-2, dim2=-1).clamp_min(1e-300).log10()
+        spread = diag.std(dim=0) if len(self.members) > 1 else torch.zeros_like(diag[0])
+        return Prediction(
+            k=exp_tensor(s6.mean(dim=0), mask).numpy(),
+            spread=torch.where(mask, spread, 0.0).numpy(),
+            percolating=perc,
+            porosity=porosity.double().cpu().numpy(),
+        )
+
+    def predict_store(
+        self, store: VoxelStore, indices=None, batch_size: int = 64, progress=None
+    ) -> Prediction:
+        """Predict dataset rows (default all) in batches read from the memory map."""
+        self.check_shape(store.shape, store.root)
+        indices = np.arange(len(store)) if indices is None else np.asarray(indices, dtype=int)
+        parts = []
+        with progress_bar(len(indices), "surrogate", progress) as bar:
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                parts.append(self.predict(store.images(chunk)))
+                bar.update(len(chunk))
+        return Prediction.concat(parts) if parts else Prediction.empty()
+
+
+def ensemble_from_state(state: dict, device="cpu") -> SurrogateEnsemble:
+    """Rebuild an ensemble from a bundle dict (see :meth:`SurrogateEnsemble.state`)."""
+    own = ("format", "config", "normalizer", "members")
+    info = {k: v for k, v in state.items() if k not in own}
+    return SurrogateEnsemble(
+        SurrogateConfig.from_dict(state["config"]),
+        LogNormalizer.from_dict(state["normalizer"]),
+        state["members"],
+        info,
+        device,
+    )
+
+
+def load_surrogate(path: str | Path, device="cpu") -> SurrogateEnsemble:
+    """Load a bundle safely (``weights_only=True``: no arbitrary unpickling)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise PvaeError(f"{path}: no such surrogate model") from None
+    except Exception as exc:  # corrupt file, foreign pickle, a directory, ...
+        raise PvaeError(
+            f"{path}: not a readable surrogate model ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
+        raise PvaeError(f"{path}: not a pvae surrogate model (format {BUNDLE_FORMAT} expected)")
+    return ensemble_from_state(state, device)
