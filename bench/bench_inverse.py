@@ -2,8 +2,9 @@
 
     python bench/bench_inverse.py --model RUN_OR_BUNDLE [--dataset data/default] [--targets 20]
 
-Targets are the property vectors (porosity and the K diagonal, lattice units) of the
-first --targets test-split samples with percolating K. A design succeeds when its
+Targets are the property vectors (porosity and the K diagonal, lattice units) of
+--targets test-split samples with percolating K, spread evenly over the split (so over
+the families). A design succeeds when its
 verified porosity is within 0.02 and its verified log10 K_ii within 0.1 of every
 target component (pvae.inverse.TOLERANCE). The baseline returns the training sample
 whose labels are nearest to the target (standardized distance), scored the same way
@@ -30,8 +31,10 @@ from pvae.targets import target_values  # noqa: E402
 
 
 def targets_of(store, indices, count: int) -> list[tuple[str, dict]]:
+    """``count`` test samples with percolating K, evenly spread over the test split."""
     rows = store.manifest.iloc[indices]
-    rows = rows[(rows[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)].head(count)
+    rows = rows[(rows[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)]
+    rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
     return [
         (r.sample_id, {"porosity": r.porosity, "k_xx": r.k_xx, "k_yy": r.k_yy, "k_zz": r.k_zz})
         for r in rows.itertuples()
