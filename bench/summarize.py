@@ -84,7 +84,20 @@ def _inverse(d):
 
 
 def _surrogate(d):
-    return [(k, v) for k, v in d.get("headline", {}).items()]
+    a, t = d["accuracy"], d["throughput"]
+    r2 = " / ".join(f"{a['r2_log10_k'][k]:.3f}" for k in "xyz")
+    return [
+        (
+            f"CNN surrogate, {d['training']['train_samples']} training samples, {a['n']} held out",
+            f"R^2 log10 K x/y/z {r2}; median relative error {a['median_rel_error']['all']:.1%}; "
+            f"error-spread Spearman {a['calibration']['spearman']:.2f}",
+        ),
+        (
+            "surrogate vs LBM throughput (same samples)",
+            f"{t['surrogate_samples_per_s']:.1f} vs {t['lbm_samples_per_s']:.2f} samples/s "
+            f"({t['speedup']:.0f}x)",
+        ),
+    ]
 
 
 EXTRACTORS = {
