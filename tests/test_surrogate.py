@@ -21,7 +21,7 @@ from pvae.surrogate import (
 )
 from pvae.surrogate.labelling import write_surrogate_labels
 from pvae.surrogate.logtensor import LogNormalizer, exp_tensor, log_tensor, to_matrix
-from pvae.surrogate.model import PermeabilityCNN
+from pvae.surrogate.model import FusedEnsembleCNN, PermeabilityCNN
 from pvae.symmetry import cube_symmetries
 
 TINY = SurrogateConfig(channels=(4, 8), hidden=8)
@@ -100,10 +100,26 @@ def test_prediction_is_symmetric_positive_definite_with_spread(rng):
     assert (tiny_ensemble(members=1).predict(images).spread == 0).all()
 
 
+def test_fused_ensemble_equals_its_members(rng):
+    torch.manual_seed(1)
+    members = [PermeabilityCNN(TINY) for _ in range(3)]
+    for member in members:  # random weights everywhere, GroupNorm affines included
+        for parameter in member.parameters():
+            torch.nn.init.normal_(parameter, std=0.5)
+    fused = FusedEnsembleCNN(TINY, [m.state_dict() for m in members])
+    x = torch.from_numpy(rng.random((5, 1, 16, 16, 16)) < 0.6).float()
+    porosity = x.mean(dim=(1, 2, 3, 4))
+    expected = torch.stack([m(x, porosity) for m in members]).detach()  # (M, B, 6)
+    with torch.inference_mode():  # the padding of prediction, not the one of training
+        out = fused(x, porosity)
+    assert out.shape == (3, 5, 6)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_training_bundle_round_trip(trained, labelled_dataset):
     ensemble, path = trained
     loaded = load_surrogate(path)
-    assert loaded.fingerprint == ensemble.fingerprint and len(loaded.members) == 2
+    assert loaded.fingerprint == ensemble.fingerprint and loaded.n_members == 2
     store = open_dataset(labelled_dataset)
     a, b = ensemble.predict(store.images([0, 1])), loaded.predict(store.images([0, 1]))
     assert np.allclose(a.k, b.k) and np.allclose(a.spread, b.spread)

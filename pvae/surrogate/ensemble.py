@@ -21,7 +21,7 @@ from pvae.physics.connectivity import percolates
 from pvae.progress import progress_bar
 from pvae.store.reader import VoxelStore
 from pvae.surrogate.logtensor import LogNormalizer, exp_tensor
-from pvae.surrogate.model import PermeabilityCNN, SurrogateConfig
+from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig
 
 BUNDLE_FORMAT = "pvae-surrogate-1"
 
@@ -69,6 +69,10 @@ class Prediction:
 class SurrogateEnsemble:
     """Members of one trained surrogate, ready to predict.
 
+    Prediction runs all members at once, fused into one network of grouped
+    convolutions (:class:`~pvae.surrogate.model.FusedEnsembleCNN`) built from their
+    state dicts; the bundle keeps one state dict per member.
+
     Parameters
     ----------
     config : SurrogateConfig
@@ -86,11 +90,12 @@ class SurrogateEnsemble:
         self.states = states
         self.input_shape = tuple(info["input_shape"])
         self.device = torch.device(device)
-        self.members = []
-        for state in states:
-            member = PermeabilityCNN(config)
-            member.load_state_dict(state)
-            self.members.append(member.to(self.device).eval())
+        self.network = FusedEnsembleCNN(config, states).to(self.device).eval()
+
+    @property
+    def n_members(self) -> int:
+        """Ensemble size M."""
+        return len(self.states)
 
     @property
     def fingerprint(self) -> str:
@@ -126,7 +131,7 @@ class SurrogateEnsemble:
                 f"trained on {self.input_shape}; K in lattice units does not transfer"
             )
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, images: np.ndarray) -> Prediction:
         """Predict one batch.
 
@@ -143,12 +148,11 @@ class SurrogateEnsemble:
         perc = np.stack([percolates(image) for image in images])  # (N, 3)
         x = torch.from_numpy(images).to(self.device, torch.float32)[:, None]  # (N, 1, Z, Y, X)
         porosity = x.mean(dim=(1, 2, 3, 4))  # (N,)
-        s6 = torch.stack([self.normalizer.decode(m(x, porosity)) for m in self.members])
-        s6 = s6.cpu().double()  # (M, N, 6) decades
+        s6 = self.normalizer.decode(self.network(x, porosity)).cpu().double()  # (M, N, 6) decades
         mask = torch.from_numpy(perc)
         members_k = exp_tensor(s6, mask)  # (M, N, 3, 3)
         diag = torch.diagonal(members_k, dim1=-2, dim2=-1).clamp_min(1e-300).log10()
-        spread = diag.std(dim=0) if len(self.members) > 1 else torch.zeros_like(diag[0])
+        spread = diag.std(dim=0) if self.n_members > 1 else torch.zeros_like(diag[0])
         return Prediction(
             k=exp_tensor(s6.mean(dim=0), mask).numpy(),
             spread=torch.where(mask, spread, 0.0).numpy(),

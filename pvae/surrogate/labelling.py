@@ -66,7 +66,7 @@ def write_surrogate_labels(
     frame.loc[keep, "label_source"] = "surrogate"
     frame.loc[keep, "label_info"] = [
         json.dumps({"method": "surrogate", "model": ensemble.fingerprint,
-                    "members": len(ensemble.members), "spread_log10": s.tolist(),
+                    "members": ensemble.n_members, "spread_log10": s.tolist(),
                     "percolating": p.tolist(), "threshold": fallback_above}, sort_keys=True)
         for s, p in zip(prediction.spread[~routed], prediction.percolating[~routed], strict=True)
     ]  # fmt: skip

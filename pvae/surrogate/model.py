@@ -17,6 +17,9 @@ estimate (log K ~ 3 log n - 2 log S_v) and its anisotropy (few faces crossed alo
 a channel); the linear skip lets the head start from such a baseline, and the CNN
 learns the correction (topology, throats) from few samples.
 
+For prediction, :class:`FusedEnsembleCNN` stacks the M members of an ensemble into
+one network of grouped convolutions (same outputs, one call per layer instead of M).
+
 All convolutions pad circularly: samples are periodic (as in the LBM that labels
 them), so the network sees no artificial walls, and global pooling makes it nearly
 invariant to periodic shifts. The network takes any image shape, but K is in
@@ -27,6 +30,7 @@ lattice units and depends on the voxel scale, so
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,9 +60,12 @@ class SurrogateConfig:
 def periodic_pad(x: torch.Tensor) -> torch.Tensor:
     """Wrap one voxel around each side of (B, C, D, H, W) -> (B, C, D+2, H+2, W+2).
 
-    Concatenation of slices: on CPU about twice as fast to train through as
-    ``padding_mode="circular"`` (whose backward fills and adds many buffers).
+    With gradients: concatenation of slices, on CPU about twice as fast to train
+    through as ``F.pad(mode="circular")`` (whose backward fills and adds many
+    buffers). Without: ``F.pad``, one allocation instead of three.
     """
+    if not torch.is_grad_enabled():
+        return F.pad(x, (1, 1, 1, 1, 1, 1), mode="circular")
     for dim in (2, 3, 4):
         n = x.shape[dim]
         x = torch.cat([x.narrow(dim, n - 1, 1), x, x.narrow(dim, 0, 1)], dim)
@@ -66,25 +73,42 @@ def periodic_pad(x: torch.Tensor) -> torch.Tensor:
 
 
 class PeriodicConv3d(nn.Conv3d):
-    """3x3x3 convolution of a periodic volume (circular padding of one voxel)."""
+    """3x3x3 convolution of a periodic volume (circular padding of one voxel).
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__(c_in, c_out, 3, stride=stride)
+    Grouped by its input: an input with ``groups`` times the kernel's input channels
+    is convolved block by block (member-major channels of :class:`FusedEnsembleCNN`);
+    one with exactly the kernel's input channels densely.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, groups: int = 1):
+        super().__init__(c_in, c_out, 3, stride=stride, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(periodic_pad(x))
+        groups = x.shape[1] // self.weight.shape[1]
+        return F.conv3d(periodic_pad(x), self.weight, self.bias, self.stride, groups=groups)
 
 
-def _conv(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-    return [
-        PeriodicConv3d(c_in, c_out, stride),
-        nn.GroupNorm(min(4, c_out), c_out),
-        nn.GELU(),
-    ]
+def _features(channels: tuple[int, ...], members: int = 1) -> nn.Sequential:
+    """Convolutions and global pooling: (B, 1, D, H, W) -> (B, members * C_last).
+
+    With ``members`` > 1 every layer holds that many members side by side (member-major
+    channels, grouped convolutions, one GroupNorm group set per member).
+    """
+    layers, c_prev = [], None
+    for i, c in enumerate(channels):
+        for stride in (2,) if i == 0 else (2, 1):
+            c_in = 1 if c_prev is None else c_prev
+            layers += [
+                PeriodicConv3d(members * c_in, members * c, stride, groups=members),
+                nn.GroupNorm(members * min(4, c), members * c),
+                nn.GELU(),
+            ]
+            c_prev = c
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
 
 
 class PermeabilityCNN(nn.Module):
-    """One member of the surrogate ensemble.
+    """One member of the surrogate ensemble (training; the bundle stores its state dict).
 
     Parameters
     ----------
@@ -94,13 +118,9 @@ class PermeabilityCNN(nn.Module):
     def __init__(self, config: SurrogateConfig):
         super().__init__()
         self.config = config
-        channels = config.channels
-        layers = _conv(1, channels[0], 2)
-        for c_in, c_out in zip(channels, channels[1:], strict=False):
-            layers += _conv(c_in, c_out, 2) + _conv(c_out, c_out, 1)
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten())
+        self.features = _features(config.channels)
         self.head = nn.Sequential(
-            nn.Linear(channels[-1] + SCALARS, config.hidden),
+            nn.Linear(config.channels[-1] + SCALARS, config.hidden),
             nn.GELU(),
             nn.Linear(config.hidden, 6),
         )
@@ -111,6 +131,51 @@ class PermeabilityCNN(nn.Module):
         scalars = image_scalars(x, porosity)  # (B, 5)
         pooled = self.features(x)  # (B, C_last)
         return self.head(torch.cat([pooled, scalars], dim=1)) + self.skip(scalars)
+
+
+class FusedEnsembleCNN(nn.Module):
+    """M members evaluated as one network, for prediction.
+
+    Member m owns channel block m of every layer (member-major). A convolution with
+    ``groups=M`` applies each member's kernels to its own block only, and GroupNorm
+    with M times the member's groups normalises over the same channel sets, so the
+    output equals M separate member passes (up to float rounding) with one padding,
+    one convolution and one norm call per layer instead of M. The heads are batched
+    matrix products over the member axis.
+
+    Parameters
+    ----------
+    config : SurrogateConfig
+    states : list of dict
+        State dicts of the M :class:`PermeabilityCNN` members.
+    """
+
+    def __init__(self, config: SurrogateConfig, states: list[dict]):
+        super().__init__()
+        self.members = len(states)
+        self.features = _features(config.channels, self.members)
+        stacked = {
+            k: torch.cat([s[f"features.{k}"] for s in states]) for k in self.features.state_dict()
+        }
+        self.features.load_state_dict(stacked)
+        for name in ("head.0", "head.2", "skip"):  # (M, out, in) and (M, out)
+            for kind in ("weight", "bias"):
+                stacked = torch.stack([s[f"{name}.{kind}"] for s in states])
+                self.register_buffer(f"{name.replace('.', '')}_{kind}", stacked)
+
+    def forward(self, x: torch.Tensor, porosity: torch.Tensor) -> torch.Tensor:
+        """(B, 1, D, H, W) images and (B,) porosities -> (M, B, 6) standardized log components."""
+        scalars = image_scalars(x, porosity).expand(self.members, -1, -1)  # (M, B, 5)
+        pooled = self.features(x).unflatten(1, (self.members, -1)).transpose(0, 1)  # (M, B, C)
+        joined = torch.cat([pooled, scalars], dim=2)  # (M, B, C + 5)
+        hidden = F.gelu(_linear(joined, self.head0_weight, self.head0_bias))  # (M, B, hidden)
+        out = _linear(hidden, self.head2_weight, self.head2_bias)  # (M, B, 6)
+        return out + _linear(scalars, self.skip_weight, self.skip_bias)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Per-member linear map: (M, B, I), (M, O, I), (M, O) -> (M, B, O)."""
+    return torch.baddbmm(bias[:, None], x, weight.transpose(1, 2))
 
 
 SCALARS = 5
