@@ -24,6 +24,7 @@ from pvae.surrogate.logtensor import LogNormalizer, exp_tensor
 from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig
 
 BUNDLE_FORMAT = "pvae-surrogate-1"
+CPU_CHUNK = 8  # images per forward pass on CPU: activations stay in cache (~1.3x vs. 32-64)
 
 
 @dataclass
@@ -148,7 +149,12 @@ class SurrogateEnsemble:
         perc = np.stack([percolates(image) for image in images])  # (N, 3)
         x = torch.from_numpy(images).to(self.device, torch.float32)[:, None]  # (N, 1, Z, Y, X)
         porosity = x.mean(dim=(1, 2, 3, 4))  # (N,)
-        s6 = self.normalizer.decode(self.network(x, porosity)).cpu().double()  # (M, N, 6) decades
+        step = CPU_CHUNK if self.device.type == "cpu" else max(len(x), 1)
+        z6 = torch.cat(
+            [self.network(x[i : i + step], porosity[i : i + step]) for i in range(0, len(x), step)],
+            dim=1,
+        )  # (M, N, 6) standardized
+        s6 = self.normalizer.decode(z6).cpu().double()  # (M, N, 6) decades
         mask = torch.from_numpy(perc)
         members_k = exp_tensor(s6, mask)  # (M, N, 3, 3)
         diag = torch.diagonal(members_k, dim1=-2, dim2=-1).clamp_min(1e-300).log10()
