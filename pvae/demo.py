@@ -191,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     designs = pd.read_parquet(out / "inverse" / "summary.parquet")
     for row in designs.itertuples():
         if row.status == "designed":
+            wanted = "/".join(f"{getattr(row, f'target_k_{a}{a}'):.3g}" for a in "xyz")
+            got = "/".join(f"{getattr(row, f'verified_k_{a}{a}'):.3g}" for a in "xyz")
             print(
                 f"target {row.id}: porosity {row.target_porosity:.3f} -> verified "
-                f"{row.verified_porosity:.3f}; k_xx {row.target_k_xx:.3g} -> LBM "
-                f"{row.verified_k_xx:.3g} ({'success' if row.success else 'miss'})"
+                f"{row.verified_porosity:.3f}; K_xx/yy/zz {wanted} -> LBM {got} "
+                f"(score {row.score:.2f}: {'success' if row.success else 'miss'})"
             )
         else:
             print(f"target {row.id}: {row.status} ({row.note})")

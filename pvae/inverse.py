@@ -8,11 +8,20 @@ data, from several starts: the latents of the dataset samples nearest to the tar
 and samples of the prior N(0, I). Optionally an encode-decode consistency term (as in
 the research code) asks that the decoded structure encodes back to z.
 
-Every candidate is then decoded, binarized, and verified by physics (exact porosity,
-LBM permeability); candidates are ranked by the *verified* error, measured in units
-of the success tolerances (porosity within 0.02, log10 K within 0.1, i.e. about 25%):
-a score <= 1 is a success. Targets outside the range of the training data are
-reported as such and not attempted.
+Each candidate is then decoded and binarized at the target porosity (exact to one
+voxel) with a texture (:mod:`pvae.texture`): the decoder's mean structure is too
+coarse, so its permeability is too high, and a periodic random field of amplitude
+sigma added to the logits restores fine features. Sigma is chosen per candidate by
+*screening*: the model re-encodes the textured structures for a grid of sigmas and
+predicts their properties (the research code's encode-decode consistency, applied
+to the actual binary structure). Then physics decides: the structure is verified
+(exact porosity, LBM permeability), and in ``refine`` further rounds sigma is moved
+to where the screening curve, shifted by the verified-minus-screened offset, meets
+the target, and verified again; each candidate keeps its best verified structure.
+Candidates are ranked by the *verified* error, measured in units of the success
+tolerances (porosity within 0.02, log10 K within 0.1, i.e. about 25%): a score <= 1
+is a success. Targets outside the range of the training data are reported as such
+and not attempted.
 """
 
 import math
@@ -25,11 +34,12 @@ import torch
 
 from pvae.errors import PvaeError
 from pvae.inference import infer
-from pvae.latent import decode
+from pvae.latent import decode_logits, predict_images
 from pvae.loading import LoadedModel
 from pvae.physics.lbm import LBMSettings
 from pvae.store.reader import VoxelStore
 from pvae.targets import target_values
+from pvae.texture import gaussian_field, textured
 from pvae.verification import verify_structures
 
 PROPERTIES = {
@@ -49,7 +59,10 @@ class InverseSettings:
     Attributes
     ----------
     candidates : int
-        Starts (and so candidate designs) per target.
+        Candidate designs per target: verified by LBM and reported.
+    starts : int or None
+        Latent starts optimised and screened per target, of which the ``candidates``
+        with the lowest screened error are verified; None = 4 x ``candidates``.
     nearest_fraction : float
         Share of starts taken from the nearest dataset samples (the rest: prior draws).
     steps : int
@@ -59,16 +72,40 @@ class InverseSettings:
         Weight of |z|^2 / L.
     consistency_weight : float
         Weight of |encode(decode(z)) - z|^2 / L (0 = off).
+    textures : tuple of float
+        Grid of texture amplitudes sigma (logit units) screened per candidate; (0,) =
+        plain decode.
+    texture_length : float
+        Correlation length of the texture field, voxels.
+    refine : int
+        Rounds of LBM-guided sigma correction after the first verification.
     seed : int
     """
 
     candidates: int = 8
+    starts: int | None = None
     nearest_fraction: float = 0.5
     steps: int = 200
     lr: float = 0.05
     prior_weight: float = 0.02
     consistency_weight: float = 0.0
+    textures: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    texture_length: float = 1.0
+    refine: int = 2
     seed: int = 0
+
+    def __post_init__(self):
+        if self.candidates < 1 or self.steps < 0 or self.refine < 0:
+            raise PvaeError("inverse design: candidates >= 1, steps >= 0, refine >= 0 required")
+        if self.starts is not None and self.starts < self.candidates:
+            raise PvaeError("inverse design: starts must be >= candidates")
+
+    @property
+    def start_count(self) -> int:
+        """Latent starts per target."""
+        return self.starts if self.starts is not None else 4 * self.candidates
+        if not self.textures or min(self.textures) < 0 or self.texture_length < 0:
+            raise PvaeError("inverse design: texture amplitudes and length must be >= 0")
 
 
 def parse_target(items: list[str]) -> dict[str, float]:
@@ -177,7 +214,7 @@ def _starts(loaded, store, goal, given, settings, device) -> tuple[torch.Tensor,
     prior draws; with the kind of each start."""
     generator = torch.Generator().manual_seed(settings.seed)
     latent = loaded.model.config.latent_dim
-    n_near = round(settings.candidates * settings.nearest_fraction) if store is not None else 0
+    n_near = round(settings.start_count * settings.nearest_fraction) if store is not None else 0
     starts, kinds = [], []
     if n_near:
         values = target_values(store, loaded.targets)
@@ -188,7 +225,7 @@ def _starts(loaded, store, goal, given, settings, device) -> tuple[torch.Tensor,
         mu = infer(loaded.model, loaded.normalizer, store, nearest)["mu"]
         starts.append(torch.as_tensor(mu, dtype=torch.float32))
         kinds += [f"nearest:{store.manifest['sample_id'].iloc[i]}" for i in nearest]
-    n_prior = settings.candidates - len(kinds)
+    n_prior = settings.start_count - len(kinds)
     starts.append(torch.randn(n_prior, latent, generator=generator))
     kinds += ["prior"] * n_prior
     return torch.cat(starts).to(device), kinds
@@ -253,6 +290,87 @@ def score_designs(table: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame
     return table
 
 
+def _k_given(target: dict[str, float]) -> list[str]:
+    """The permeability components a target sets, e.g. ``["k_xx", "k_zz"]``."""
+    return [prop for prop in ("k_xx", "k_yy", "k_zz") if prop in target]
+
+
+def screen_textures(
+    loaded: LoadedModel,
+    logits: np.ndarray,
+    porosity: np.ndarray,
+    target: dict[str, float],
+    settings: InverseSettings,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Texture fields and the screened permeability curve of each candidate.
+
+    Parameters
+    ----------
+    logits : np.ndarray, shape (S, D, H, W)
+    porosity : np.ndarray, shape (S,)
+        Pore fraction each candidate is binarized at.
+    target : dict
+
+    Returns
+    -------
+    fields : np.ndarray of float32, shape (S, D, H, W)
+        One :func:`~pvae.texture.gaussian_field` per candidate (seeded).
+    curve : np.ndarray, shape (S, G)
+        Mean re-encoded log10 K over the target's K components at each grid sigma
+        (zeros when the target sets no K).
+    error : np.ndarray, shape (S, G)
+        Screened error in tolerance units (max over the target's K components).
+    """
+    rng = np.random.default_rng(settings.seed)
+    fields = np.stack([gaussian_field(x.shape, settings.texture_length, rng) for x in logits])
+    grid = settings.textures
+    ks = _k_given(target)
+    if not ks:
+        zero = np.zeros((len(logits), len(grid)))
+        return fields, zero, zero
+    images = np.concatenate(
+        [textured(x, f, grid, n) for x, f, n in zip(logits, fields, porosity, strict=True)]
+    )
+    columns = [loaded.targets.index(PROPERTIES[k]) for k in ks]
+    screened = predict_images(loaded, images)[:, columns].reshape(len(logits), len(grid), -1)
+    goal = np.log10([target[k] for k in ks])
+    error = (np.abs(screened - goal) / TOLERANCE["log10"]).max(axis=2)
+    return fields, screened.mean(axis=2), error
+
+
+def corrected_texture(
+    grid: np.ndarray, curve: np.ndarray, offset: float, goal: float, current: float
+) -> float:
+    """Sigma where the screening curve shifted by the verified offset meets the goal.
+
+    Parameters
+    ----------
+    grid, curve : np.ndarray, shape (G,)
+        Sigmas (increasing) and screened mean log10 K there.
+    offset : float
+        Verified minus screened mean log10 K at the current sigma; NaN when the
+        verified structure does not percolate (then sigma steps down, to coarser).
+    goal : float
+        Target mean log10 K.
+    current : float
+
+    Returns
+    -------
+    float
+        Sigma on a fine linear interpolation of the grid.
+    """
+    if not np.isfinite(offset):
+        return float(grid[grid < current].max(initial=0.0))
+    fine = np.linspace(grid[0], grid[-1], 8 * len(grid))
+    return float(fine[np.argmin(np.abs(np.interp(fine, grid, curve) + offset - goal))])
+
+
+def _verify(images, target, lbm, device) -> pd.DataFrame:
+    """Verified porosity and K of images, scored against the target."""
+    table = verify_structures(images, lbm, device)
+    return score_designs(table, target)
+
+
 def design(
     loaded: LoadedModel,
     target: dict[str, float],
@@ -278,9 +396,10 @@ def design(
     Returns
     -------
     table : pd.DataFrame
-        One row per candidate, best first: ``rank``, ``start``, ``predicted_<prop>``,
-        ``verified_<prop>``, ``target_<prop>``, ``error_<prop>``, ``score``,
-        ``success``, ``lbm_converged``, ``latent_error`` (final regression error).
+        One row per candidate, best first: ``rank``, ``candidate``, ``start``,
+        ``predicted_<prop>`` (regressor at z), ``verified_<prop>``, ``target_<prop>``,
+        ``error_<prop>``, ``score``, ``success``, ``lbm_converged``, ``texture``
+        (sigma of the kept structure), ``lbm_solves``.
     images : np.ndarray of bool, shape (S, D, H, W)
         Candidate structures in the same order, True = pore.
     """
@@ -289,19 +408,51 @@ def design(
     given = np.flatnonzero(np.isfinite(goal))
     z0, kinds = _starts(loaded, store, goal, given, settings, device)
     z, _ = optimise_latents(loaded, goal, z0, settings)
-    images, predicted = decode(loaded, z.cpu().numpy())
+    logits, predicted = decode_logits(loaded, z.cpu().numpy())
+    if "porosity" in target:
+        porosity = np.full(len(z), target["porosity"])
+    else:  # the decoder's expected pore fraction
+        porosity = torch.sigmoid(torch.from_numpy(logits)).flatten(1).mean(1).double().numpy()
+    fields, curve, error = screen_textures(loaded, logits, porosity, target, settings)
+    keep = np.sort(np.argsort(error.min(axis=1), kind="stable")[: settings.candidates])
+    logits, predicted, porosity = logits[keep], predicted[keep], porosity[keep]
+    fields, curve, error = fields[keep], curve[keep], error[keep]
+    kinds = [kinds[i] for i in keep]
+    grid = np.asarray(settings.textures, dtype=float)
+    sigma = grid[np.argmin(error, axis=1)]  # first (smallest) sigma on ties
+    ks = _k_given(target)
+    goal_k = float(np.mean(np.log10([target[k] for k in ks]))) if ks else np.nan
+
+    def structures(rows):
+        return np.stack([textured(logits[i], fields[i], [sigma[i]], porosity[i])[0] for i in rows])
+
+    rows = np.arange(len(keep))
+    images = structures(rows)
+    best = _verify(images, target, lbm, device)
+    best["texture"], best["lbm_solves"] = sigma, 1
+    for _ in range(settings.refine if ks else 0):
+        rows = np.flatnonzero(~best["success"].to_numpy())
+        for i in rows:
+            verified = np.mean([best.at[i, f"verified_log10_{k}"] for k in ks])
+            offset = verified - np.interp(best.at[i, "texture"], grid, curve[i])
+            sigma[i] = corrected_texture(grid, curve[i], offset, goal_k, best.at[i, "texture"])
+        rows = rows[sigma[rows] != best["texture"].to_numpy()[rows]]
+        if not len(rows):
+            break
+        trial = structures(rows)
+        result = _verify(trial, target, lbm, device)
+        best.loc[rows, "lbm_solves"] += 1
+        for j, i in enumerate(rows):
+            if result.at[j, "score"] < best.at[i, "score"]:
+                best.loc[i, result.columns] = result.iloc[j].to_numpy()
+                best.at[i, "texture"] = sigma[i]
+                images[i] = trial[j]
     table = pd.DataFrame({"start": kinds})
     for prop, name in PROPERTIES.items():
         if name in loaded.targets:
             value = predicted[:, loaded.targets.index(name)]
             table[f"predicted_{prop}"] = 10**value if name.startswith("log10_") else value
-    verified = verify_structures(images, lbm, device)
-    table["verified_porosity"] = verified["verified_porosity"]
-    for prop in ("k_xx", "k_yy", "k_zz"):
-        table[f"verified_{prop}"] = verified[f"verified_{prop}"]
-        table[f"verified_log10_{prop}"] = verified[f"verified_log10_{prop}"]
-    table["lbm_converged"] = verified["lbm_converged"]
-    table = score_designs(table, target)
+    table = pd.concat([table, best], axis=1)
     order = np.lexsort((table.index.to_numpy(), table["score"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))

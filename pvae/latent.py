@@ -106,8 +106,8 @@ def pca(points: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray
 
 
 @torch.no_grad()
-def decode(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decode latent vectors.
+def decode_logits(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decoder logits and regressor predictions of latent vectors.
 
     Parameters
     ----------
@@ -116,16 +116,49 @@ def decode(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    images : np.ndarray of bool, shape (S, D, H, W)
-        Binarized reconstructions (porosity-preserving, :func:`binarize_logits`), True = pore.
+    logits : np.ndarray of float32, shape (S, D, H, W)
+        Pore-phase logits.
     predicted : np.ndarray, shape (S, T)
         Regressor predictions at z in raw units (porosity, log10 K, ...).
     """
     device = next(loaded.model.parameters()).device
     zt = torch.as_tensor(z, dtype=torch.float32, device=device)
-    logits = loaded.model.decode(zt)[:, 0]
+    logits = loaded.model.decode(zt)[:, 0].float()
     predicted = loaded.normalizer.decode(loaded.model.predict(zt))
-    return binarize_logits(logits).cpu().numpy(), predicted.cpu().numpy().astype(float)
+    return logits.cpu().numpy(), predicted.cpu().numpy().astype(float)
+
+
+def decode(loaded: LoadedModel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decode_logits`, with the logits binarized (porosity-preserving,
+    :func:`binarize_logits`): images (S, D, H, W) bool, True = pore, and predictions (S, T).
+    """
+    logits, predicted = decode_logits(loaded, z)
+    return binarize_logits(torch.from_numpy(logits)).numpy(), predicted
+
+
+@torch.no_grad()
+def predict_images(loaded: LoadedModel, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """The model's property prediction for structures: encode (z = mu), then regress.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    images : np.ndarray of bool, shape (N, D, H, W)
+        True = pore.
+    batch_size : int
+
+    Returns
+    -------
+    np.ndarray, shape (N, T)
+        Raw units (porosity, log10 K, ...).
+    """
+    device = next(loaded.model.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = torch.as_tensor(images[start : start + batch_size, None], device=device).float()
+        mu, _ = loaded.model.encode(x)
+        out.append(loaded.normalizer.decode(loaded.model.predict(mu)).cpu().numpy())
+    return np.concatenate(out).astype(float) if out else np.zeros((0, len(loaded.targets)))
 
 
 def write_latents(

@@ -1,6 +1,7 @@
 """Latent tools, Slerp, interpolation and physics-verified inverse design."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -204,9 +205,32 @@ def test_design_function_ranks_and_returns_images(trained_run):
         loaded,
         {"porosity": 0.5},
         open_dataset(data),
-        InverseSettings(candidates=3, steps=20),
+        InverseSettings(candidates=3, starts=3, steps=20),
         FAST_LBM,
     )
     assert images.shape == (3, 16, 16, 16) and images.dtype == bool
     assert table["start"].str.startswith("nearest:").sum() == 2  # half nearest (rounded)
     assert np.allclose(table["verified_porosity"], images.mean(axis=(1, 2, 3)))
+    # binarized at the target porosity, to the voxel
+    assert np.allclose(table["verified_porosity"], round(0.5 * 16**3) / 16**3)
+    assert (table["texture"] == 0).all()  # no K target: nothing to texture for
+
+
+def test_permeability_targets_are_screened_and_refined_by_lbm(trained_run):
+    run, data = trained_run
+    loaded, store = load_model(run), open_dataset(data)
+    row = store.manifest.iloc[int(np.argmax(store.manifest["porosity"]))]
+    target = {"porosity": 0.5, "k_xx": float(row["k_xx"]) / 4, "k_zz": float(row["k_zz"]) / 4}
+    settings = InverseSettings(candidates=2, starts=6, steps=20, refine=2)
+    table, images = design(loaded, target, store, settings, FAST_LBM)
+    assert len(table) == 2 and table["lbm_solves"].between(1, 3).all()
+    for i, image in enumerate(images):  # the reported values are those of the kept image
+        k = permeability(image, FAST_LBM).k
+        assert table["verified_k_xx"].iloc[i] == pytest.approx(k[0, 0], rel=1e-6, abs=1e-12)
+        assert table["verified_porosity"].iloc[i] == image.mean()
+    # the same first round without refinement: refinement only ever keeps a better structure
+    first = design(loaded, target, store, replace(settings, refine=0), FAST_LBM)[0]
+    assert (first["lbm_solves"] == 1).all()
+    assert table["score"].iloc[0] <= first["score"].iloc[0]
+    plain = design(loaded, target, store, replace(settings, textures=(0.0,)), FAST_LBM)[0]
+    assert (plain["texture"] == 0).all()

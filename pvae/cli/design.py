@@ -1,5 +1,6 @@
 """``pvae latent``, ``pvae interpolate`` and ``pvae inverse``: using a trained model."""
 
+import argparse
 from pathlib import Path
 
 from pvae.cli.options import add_lbm, add_progress, lbm_settings, print_json, resolve_device
@@ -10,6 +11,16 @@ def _add_model(parser, dataset_help: str) -> None:
         "--model", type=Path, required=True, help="checkpoint file, training run or bundle"
     )
     parser.add_argument("--dataset", type=Path, help=dataset_help)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)`` (argparse type)."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
 
 
 def register(commands) -> None:
@@ -45,7 +56,14 @@ def register(commands) -> None:
     inverse.add_argument(
         "--targets", type=Path, help="CSV of many targets (research or plain layout)"
     )
-    inverse.add_argument("--candidates", type=int, default=8, help="candidates per target")
+    inverse.add_argument(
+        "--candidates", type=int, default=8, help="designs verified by LBM and reported per target"
+    )
+    inverse.add_argument(
+        "--starts",
+        type=int,
+        help="latent starts optimised and screened per target (default 4 x --candidates)",
+    )
     inverse.add_argument("--steps", type=int, default=200, help="optimisation steps")
     inverse.add_argument("--prior-weight", type=float, default=0.02)
     inverse.add_argument(
@@ -53,6 +71,23 @@ def register(commands) -> None:
         type=float,
         default=0.0,
         help="encode-decode consistency term (research code); 0 = off",
+    )
+    inverse.add_argument(
+        "--textures",
+        type=_floats,
+        metavar="S1,S2,...",
+        help="texture amplitudes screened per candidate, logit units; 0 = plain decode "
+        "(default 0,0.25,0.5,0.75,1,1.5,2,3,4)",
+    )
+    inverse.add_argument(
+        "--texture-length",
+        type=float,
+        help="texture correlation length, voxels (default 1)",
+    )
+    inverse.add_argument(
+        "--refine",
+        type=int,
+        help="rounds of LBM-guided texture correction (default 2)",
     )
     inverse.add_argument("--seed", type=int, default=0)
     inverse.add_argument(
@@ -124,16 +159,21 @@ def run_inverse(args) -> int:
     targets = (
         targets_from_csv(args.targets) if args.targets else [("target", parse_target(args.target))]
     )
-    if args.candidates < 1 or args.steps < 0:
-        raise PvaeError("--candidates must be >= 1 and --steps >= 0")
-    loaded, store, device = _load(args)
+    optional = {
+        name: getattr(args, name)
+        for name in ("textures", "texture_length", "refine")
+        if getattr(args, name) is not None
+    }
     settings = InverseSettings(
         candidates=args.candidates,
+        starts=args.starts,
         steps=args.steps,
         prior_weight=args.prior_weight,
         consistency_weight=args.consistency_weight,
         seed=args.seed,
+        **optional,
     )
+    loaded, store, device = _load(args)
     summary = run(
         loaded,
         targets,
