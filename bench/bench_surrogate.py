@@ -55,6 +55,20 @@ def test_rows(ensemble, store) -> np.ndarray:
     raise SystemExit(f"the model was not trained on {store.root} ({store.fingerprint})")
 
 
+def dataset_record(record: dict) -> dict:
+    """A training dataset of the model: path, fingerprint, recipe, labelled and train rows."""
+    store = open_dataset(record["path"])
+    meta = store.metadata
+    return {
+        "path": record["path"],
+        "fingerprint": record["fingerprint"],
+        "seed": meta.get("seed"),
+        "families": {f["family"]: f["count"] for f in meta.get("families", [])},
+        "labelled": int(store.labelled().sum()),
+        "train": len(record["train"]),
+    }
+
+
 def calibration_plot(prediction, k_true, path: Path) -> None:
     import matplotlib
 
@@ -121,7 +135,12 @@ def throughput(ensemble, store, rows, lbm_samples: int, repeats: int = 5) -> dic
 
 def markdown(result: dict) -> str:
     acc, speed, train = result["accuracy"], result["throughput"], result["training"]
-    sources = " + ".join(f"{d['train']} from `{d['path']}`" for d in train["datasets"])
+    sources = " + ".join(
+        f"{d['train']} from `{d['path']}` (seed {d['seed']}, "
+        + ", ".join(f"{n} {f}" for f, n in d["families"].items())
+        + f", {d['labelled']} LBM-labelled)"
+        for d in train["datasets"]
+    )
     lines = [
         "# CNN permeability surrogate benchmark",
         "",
@@ -225,10 +244,7 @@ def main() -> None:
             **ensemble.info["training"],
             "train_samples": ensemble.info["train_samples"],
             "val_samples": sum(len(r["val"]) for r in records),
-            "datasets": [
-                {"path": r["path"], "fingerprint": r["fingerprint"], "train": len(r["train"])}
-                for r in records
-            ],
+            "datasets": [dataset_record(r) for r in records],
             "best_epochs": [h["best_epoch"] for h in ensemble.info["history"]],
             "seconds": sum(e["time_s"] for h in ensemble.info["history"] for e in h["epochs"]),
         },  # fmt: skip
