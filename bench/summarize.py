@@ -93,7 +93,7 @@ def _surrogate(d):
             f"error-spread Spearman {a['calibration']['spearman']:.2f}",
         ),
         (
-            "surrogate vs LBM throughput (same samples)",
+            "surrogate (steady state) vs LBM throughput (same samples, one core)",
             f"{t['surrogate_samples_per_s']:.1f} vs {t['lbm_samples_per_s']:.2f} samples/s "
             f"({t['speedup']:.0f}x)",
         ),
