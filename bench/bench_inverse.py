@@ -1,6 +1,6 @@
 """Inverse-design benchmark: verified success on test-split targets vs. a nearest-sample baseline.
 
-    pvae train --experiment experiments/design.yaml --out runs/design
+    pvae train --experiment bench/design.yaml --out runs/design
     python bench/bench_inverse.py --model runs/design [--dataset data/default] [--targets 20]
 
 Targets are the property vectors (porosity and the K diagonal, lattice units) of

@@ -3,6 +3,12 @@
     python bench/bench_surrogate.py [--dataset data/default] [--extra D ...] [--model M]
         [--members 3] [--epochs 60] [--lbm-samples 8]
 
+The published figures train on data/default plus a companion set of the same recipe
+(seed 2026, 384 LBM-labelled samples)::
+
+    pvae data build-default --seed 2026 --out data-extra/s2026
+    python bench/bench_surrogate.py --extra data-extra/s2026 --epochs 150 --patience 40
+
 (a) Accuracy: an ensemble is trained on the dataset's train split (plus the train
 splits of ``--extra`` LBM-labelled datasets; or ``--model`` is evaluated), and its
 prediction on the dataset's held-out test split (never seen in training or early

@@ -31,47 +31,64 @@ RECIPE = {
 }
 
 
-def synthesize_default(out: str | Path, overwrite: bool = False, progress=None) -> Path:
-    """The unlabelled default dataset (images and generator parameters only)."""
+def synthesize_default(
+    out: str | Path, overwrite: bool = False, progress=None, seed: int | None = None
+) -> Path:
+    """The unlabelled default dataset (images and generator parameters only).
+
+    ``seed`` other than the recipe's gives a companion set of the same families and
+    size with other samples (e.g. more training data for the surrogate).
+    """
     parts = [(family, count, None) for family, count in RECIPE["parts"]]
-    return synthesize_mix(
-        parts, RECIPE["size"], RECIPE["seed"], out, overwrite=overwrite, progress=progress
-    )
+    seed = RECIPE["seed"] if seed is None else seed
+    return synthesize_mix(parts, RECIPE["size"], seed, out, overwrite=overwrite, progress=progress)
 
 
-def _matches_recipe(root: Path) -> bool:
+def _matches_recipe(root: Path, seed: int) -> bool:
     """Whether ``root`` already holds the recipe's images (then labelling resumes there)."""
     try:
         metadata = open_dataset(root).metadata
     except PvaeError:
         return False
     parts = [(p["family"], p["count"]) for p in metadata.get("families", [])]
-    return metadata.get("seed") == RECIPE["seed"] and parts == [tuple(p) for p in RECIPE["parts"]]
+    return metadata.get("seed") == seed and parts == [tuple(p) for p in RECIPE["parts"]]
 
 
 def build_default(
-    out: str | Path = DEFAULT_DATASET, workers: int | None = None, progress=None
+    out: str | Path = DEFAULT_DATASET,
+    workers: int | None = None,
+    progress=None,
+    seed: int | None = None,
 ) -> dict:
     """Synthesize and LBM-label the default dataset, then record its fingerprint.
 
     An interrupted build resumes: existing images of the recipe are kept and the
-    labelling journal skips finished samples.
+    labelling journal skips finished samples. With another ``seed`` (and ``out``) it
+    builds a companion set by the same recipe; only the default is recorded.
 
     Returns
     -------
     dict
-        The record written to ``data/default.json`` (recipe, fingerprint, summary).
+        The record (recipe, fingerprint, summary); written to ``data/default.json``
+        when ``out`` is ``data/default``.
     """
     from pvae.physics.lbm import LBMSettings
     from tune.labelling import label_dataset  # Ray runs the labelling
 
     out = Path(out)
-    if not _matches_recipe(out):
-        synthesize_default(out, overwrite=True, progress=progress)
+    seed = RECIPE["seed"] if seed is None else seed
+    if out.resolve() == DEFAULT_DATASET and seed != RECIPE["seed"]:
+        raise PvaeError(f"{out}: the default dataset has seed {RECIPE['seed']}; give --out")
+    if not _matches_recipe(out, seed):
+        synthesize_default(out, overwrite=True, progress=progress, seed=seed)
     settings = LBMSettings(**RECIPE["lbm"])
     label_dataset(out, settings, workers=workers, device="cpu", progress=progress)
     summary = open_dataset(out).summary()
-    record = {"recipe": RECIPE, "fingerprint": summary["fingerprint"], "summary": summary}
+    record = {
+        "recipe": RECIPE | {"seed": seed},
+        "fingerprint": summary["fingerprint"],
+        "summary": summary,
+    }
     if out.resolve() == DEFAULT_DATASET:
         atomic_write_json(RECORD, record)
     return record

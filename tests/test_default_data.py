@@ -6,6 +6,7 @@ import pytest
 
 from pvae.datasets import resolve_dataset
 from pvae.default_data import DEFAULT_DATASET, RECIPE, RECORD, build_default, synthesize_default
+from pvae.errors import PvaeError
 from pvae.store import open_dataset
 
 
@@ -26,6 +27,16 @@ def test_default_images_rebuild_bit_identically(tmp_path):
     rebuilt = open_dataset(synthesize_default(tmp_path / "images", progress=False))
     committed = open_dataset(DEFAULT_DATASET)
     assert rebuilt.metadata["voxels_sha256"] == committed.metadata["voxels_sha256"]
+
+
+def test_companion_set_has_other_samples_of_the_same_recipe(tmp_path):
+    companion = open_dataset(synthesize_default(tmp_path / "s7", progress=False, seed=7))
+    committed = open_dataset(DEFAULT_DATASET)
+    assert companion.metadata["voxels_sha256"] != committed.metadata["voxels_sha256"]
+    assert companion.summary()["families"] == committed.summary()["families"]
+    assert companion.manifest["sample_id"].iloc[0].endswith("-s7-00000")
+    with pytest.raises(PvaeError, match="give --out"):
+        build_default(DEFAULT_DATASET, seed=7)
 
 
 @pytest.mark.slow

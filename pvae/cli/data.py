@@ -87,6 +87,11 @@ def register(commands) -> None:
     )
     build.add_argument("--out", type=Path, help="elsewhere than data/default (no record update)")
     build.add_argument("--workers", type=int, help="LBM tasks at once (default: CPUs)")
+    build.add_argument(
+        "--seed",
+        type=int,
+        help="a companion set by the same recipe with another seed (needs --out)",
+    )
     add_progress(build)
     build.set_defaults(run=run_build_default)
 
@@ -195,7 +200,7 @@ def run_label_surrogate(args) -> None:
 def run_build_default(args) -> None:
     from pvae.default_data import DEFAULT_DATASET, build_default
 
-    record = build_default(args.out or DEFAULT_DATASET, args.workers, args.progress)
+    record = build_default(args.out or DEFAULT_DATASET, args.workers, args.progress, args.seed)
     print(f"built {record['summary']['count']} samples, fingerprint {record['fingerprint']}")
 
 
