@@ -113,6 +113,15 @@ def steady_seconds(ensemble, images: np.ndarray, repeats: int) -> float:
     return statistics.median(times)
 
 
+def bf16_accuracy(ensemble, store, rows, k_true) -> dict:
+    """Test-split accuracy with the network under bfloat16 autocast."""
+    ensemble.bfloat16 = True
+    try:
+        return accuracy(ensemble.predict_store(store, rows), k_true)
+    finally:
+        ensemble.bfloat16 = False
+
+
 def throughput(ensemble, store, rows, lbm_samples: int, repeats: int = 5) -> dict:
     images = store.images(rows[:lbm_samples])
     settings = LBMSettings(**RECIPE["lbm"])
@@ -124,6 +133,9 @@ def throughput(ensemble, store, rows, lbm_samples: int, repeats: int = 5) -> dic
     lbm_s = time.perf_counter() - start
     surrogate_s = steady_seconds(ensemble, images, repeats)
     split_s = steady_seconds(ensemble, store.images(rows), repeats)
+    ensemble.bfloat16 = True
+    bf16_s = steady_seconds(ensemble, images, repeats)
+    ensemble.bfloat16 = False
     return {
         "samples": len(images),
         "lbm_s": lbm_s,
@@ -131,6 +143,9 @@ def throughput(ensemble, store, rows, lbm_samples: int, repeats: int = 5) -> dic
         "surrogate_s": surrogate_s,
         "surrogate_samples_per_s": len(images) / surrogate_s,
         "speedup": lbm_s / surrogate_s,
+        "surrogate_bf16_s": bf16_s,
+        "surrogate_bf16_samples_per_s": len(images) / bf16_s,
+        "speedup_bf16": lbm_s / bf16_s,
         "surrogate_repeats": repeats,
         "surrogate_test_split": {"samples": len(rows), "samples_per_s": len(rows) / split_s},
         "torch_threads": torch.get_num_threads(),
@@ -193,8 +208,14 @@ def markdown(result: dict) -> str:
         f"| surrogate ({train['members']} members fused + connectivity, steady state) | "
         f"{speed['samples']} | {speed['surrogate_s']:.3f} | "
         f"{speed['surrogate_samples_per_s']:.1f} |",
+        f"| surrogate, bfloat16 network (`--bf16`), steady state | {speed['samples']} | "
+        f"{speed['surrogate_bf16_s']:.3f} | {speed['surrogate_bf16_samples_per_s']:.1f} |",
         "",
-        f"Speed-up {speed['speedup']:.0f}x (target 1000x). The surrogate time is the steady "
+        f"Speed-up {speed['speedup']:.0f}x in float32, {speed['speedup_bf16']:.0f}x in bfloat16 "
+        f"(target 1000x); bfloat16 accuracy on the test split: R^2 "
+        + " / ".join(f"{result['accuracy_bf16']['r2_log10_k'][a]:.3f}" for a in "xyz")
+        + f", median relative error {result['accuracy_bf16']['median_rel_error']['all']:.1%}. "
+        "The surrogate time is the steady "
         f"state: median of {speed['surrogate_repeats']} calls on the same batch after a "
         "warm-up call on that batch (oneDNN builds its convolution primitives per input "
         "shape; the first call at a shape is slower). Surrogate on the whole test split, "
@@ -255,6 +276,7 @@ def main() -> None:
             "seconds": sum(e["time_s"] for h in ensemble.info["history"] for e in h["epochs"]),
         },  # fmt: skip
         "accuracy": accuracy(prediction, k_true),
+        "accuracy_bf16": bf16_accuracy(ensemble, store, rows, k_true),
         "throughput": throughput(ensemble, store, rows, args.lbm_samples),
     }
     result["training"]["members"] = ensemble.n_members

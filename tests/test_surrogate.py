@@ -123,6 +123,11 @@ def test_training_bundle_round_trip(trained, labelled_dataset):
     store = open_dataset(labelled_dataset)
     a, b = ensemble.predict(store.images([0, 1])), loaded.predict(store.images([0, 1]))
     assert np.allclose(a.k, b.k) and np.allclose(a.spread, b.spread)
+    fast = load_surrogate(path, bfloat16=True).predict(store.images([0, 1]))
+    k32, k16 = (np.diagonal(p.k, axis1=1, axis2=2) for p in (a, fast))
+    assert np.array_equal(k32 > 0, k16 > 0)  # the same zeros (exact connectivity)
+    both = k32 > 0
+    assert np.abs(np.log10(k16[both] / k32[both])).max() < 0.02  # decades
     record = loaded.info["datasets"][0]
     assert record["fingerprint"] == store.fingerprint
     assert len(record["train"]) + len(record["val"]) + len(record["test"]) == 10

@@ -84,10 +84,15 @@ class SurrogateEnsemble:
         Everything else of the bundle (``input_shape``, ``training``, ``datasets``,
         ``validation``, ``code_version``, ...).
     device : str or torch.device
+    bfloat16 : bool
+        Run the network under bfloat16 autocast: about 1.5x the throughput on a CPU
+        with bf16 units, changing log10 K by a few thousandths of a decade (well below
+        the model error); float32 otherwise.
     """
 
-    def __init__(self, config, normalizer, states, info, device="cpu"):
+    def __init__(self, config, normalizer, states, info, device="cpu", bfloat16=False):
         self.config, self.normalizer, self.info = config, normalizer, info
+        self.bfloat16 = bfloat16
         self.states = states
         self.input_shape = tuple(info["input_shape"])
         self.device = torch.device(device)
@@ -150,10 +155,11 @@ class SurrogateEnsemble:
         x = torch.from_numpy(images).to(self.device, torch.float32)[:, None]  # (N, 1, Z, Y, X)
         porosity = x.mean(dim=(1, 2, 3, 4))  # (N,)
         step = CPU_CHUNK if self.device.type == "cpu" else max(len(x), 1)
-        z6 = torch.cat(
-            [self.network(x[i : i + step], porosity[i : i + step]) for i in range(0, len(x), step)],
-            dim=1,
-        )  # (M, N, 6) standardized
+        chunks = range(0, len(x), step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            z6 = torch.cat(
+                [self.network(x[i : i + step], porosity[i : i + step]) for i in chunks], dim=1
+            ).float()  # (M, N, 6) standardized
         s6 = self.normalizer.decode(z6).cpu().double()  # (M, N, 6) decades
         mask = torch.from_numpy(perc)
         members_k = exp_tensor(s6, mask)  # (M, N, 3, 3)
@@ -181,7 +187,7 @@ class SurrogateEnsemble:
         return Prediction.concat(parts) if parts else Prediction.empty()
 
 
-def ensemble_from_state(state: dict, device="cpu") -> SurrogateEnsemble:
+def ensemble_from_state(state: dict, device="cpu", bfloat16=False) -> SurrogateEnsemble:
     """Rebuild an ensemble from a bundle dict (see :meth:`SurrogateEnsemble.state`)."""
     own = ("format", "config", "normalizer", "members")
     info = {k: v for k, v in state.items() if k not in own}
@@ -191,11 +197,13 @@ def ensemble_from_state(state: dict, device="cpu") -> SurrogateEnsemble:
         state["members"],
         info,
         device,
+        bfloat16,
     )
 
 
-def load_surrogate(path: str | Path, device="cpu") -> SurrogateEnsemble:
-    """Load a bundle safely (``weights_only=True``: no arbitrary unpickling)."""
+def load_surrogate(path: str | Path, device="cpu", bfloat16=False) -> SurrogateEnsemble:
+    """Load a bundle safely (``weights_only=True``: no arbitrary unpickling); see
+    :class:`SurrogateEnsemble` for ``bfloat16``."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -207,4 +215,4 @@ def load_surrogate(path: str | Path, device="cpu") -> SurrogateEnsemble:
         ) from None
     if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
         raise PvaeError(f"{path}: not a pvae surrogate model (format {BUNDLE_FORMAT} expected)")
-    return ensemble_from_state(state, device)
+    return ensemble_from_state(state, device, bfloat16)
