@@ -27,21 +27,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
 import pvae  # noqa: E402
-from pvae.inverse import InverseSettings, design, score_designs, target_vector  # noqa: E402
+from pvae.inverse import (  # noqa: E402
+    InverseSettings,
+    dataset_targets,
+    design,
+    score_designs,
+    target_vector,
+)
 from pvae.physics.lbm import LBMSettings  # noqa: E402
 from pvae.store import open_dataset  # noqa: E402
 from pvae.targets import target_values  # noqa: E402
-
-
-def targets_of(store, indices, count: int) -> list[tuple[str, dict]]:
-    """``count`` test samples with percolating K, evenly spread over the test split."""
-    rows = store.manifest.iloc[indices]
-    rows = rows[(rows[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)]
-    rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
-    return [
-        (r.sample_id, {"porosity": r.porosity, "k_xx": r.k_xx, "k_yy": r.k_yy, "k_zz": r.k_zz})
-        for r in rows.itertuples()
-    ]
 
 
 def nearest_baseline(loaded, store, train: list[int], target: dict) -> pd.DataFrame:
@@ -83,7 +78,7 @@ def main() -> None:
     loaded = pvae.load_model(args.model)
     store = open_dataset(args.dataset)
     splits = loaded.state["splits"]
-    targets = targets_of(store, splits["test"], args.targets)
+    targets = dataset_targets(store, splits["test"], args.targets)
     settings = InverseSettings(candidates=args.candidates, starts=args.starts, steps=args.steps)
     lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
     rows = []

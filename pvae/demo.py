@@ -53,16 +53,6 @@ def run_study_stage(experiment: Path, dataset: Path, out: Path, smoke: bool) -> 
     return record
 
 
-def test_targets(store, splits: dict, count: int) -> list[tuple[str, dict]]:
-    """Property vectors of the first test samples (porosity + K diagonal, lattice units)."""
-    rows = store.manifest.iloc[splits["test"]]
-    picked = rows[(rows[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)].head(count)
-    return [
-        (r.sample_id, {"porosity": r.porosity, "k_xx": r.k_xx, "k_yy": r.k_yy, "k_zz": r.k_zz})
-        for r in picked.itertuples()
-    ]
-
-
 def interpolation_ends(store, test: list[int]) -> list[str]:
     """Two test samples to interpolate between: a sphere packing and a foam if present."""
     rows = store.manifest.iloc[test]
@@ -176,11 +166,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stage("7/8 inverse design of test-split properties, verified by LBM")
     if not (out / "inverse" / "summary.json").is_file():
-        from pvae.inverse import InverseSettings
+        from pvae.inverse import InverseSettings, dataset_targets
         from pvae.inverse_report import run_inverse
         from pvae.physics.lbm import LBMSettings
 
-        targets = test_targets(store, splits, args.targets)
+        targets = dataset_targets(store, splits["test"], args.targets)
         lbm = LBMSettings(tol=float(VERIFY[1]), max_steps=int(VERIFY[3]))
         run_inverse(
             loaded, targets, out / "inverse", store, InverseSettings(candidates=CANDIDATES), lbm

@@ -189,6 +189,25 @@ def target_vector(target: dict[str, float], names: tuple[str, ...]) -> np.ndarra
     return vector
 
 
+def dataset_targets(store: VoxelStore, rows, count: int) -> list[tuple[str, dict[str, float]]]:
+    """Property vectors of ``count`` dataset samples with percolating K, as targets.
+
+    The samples are spread evenly over ``rows`` (so over the families of a split
+    ordered by family): porosity and the K diagonal (lattice units, superficial).
+
+    Returns
+    -------
+    list of (sample_id, target)
+    """
+    table = store.manifest.iloc[list(rows)]
+    table = table[(table[["k_xx", "k_yy", "k_zz"]] > 0).all(axis=1)]
+    picked = np.unique(np.linspace(0, len(table) - 1, count).round().astype(int))
+    return [
+        (r.sample_id, {"porosity": r.porosity, "k_xx": r.k_xx, "k_yy": r.k_yy, "k_zz": r.k_zz})
+        for r in table.iloc[picked if len(table) else []].itertuples()
+    ]
+
+
 def coverage_problems(target: dict[str, float], ranges: dict[str, list[float]]) -> list[str]:
     """Target properties outside the training data's range (with a 5% margin).
 
