@@ -95,7 +95,13 @@ def _surrogate(d):
         (
             "surrogate (steady state) vs LBM throughput (same samples, one core)",
             f"{t['surrogate_samples_per_s']:.1f} vs {t['lbm_samples_per_s']:.2f} samples/s "
-            f"({t['speedup']:.0f}x)",
+            f"({t['speedup']:.0f}x)"
+            + (
+                f"; bfloat16 network {t['surrogate_bf16_samples_per_s']:.1f} samples/s "
+                f"({t['speedup_bf16']:.0f}x)"
+                if "speedup_bf16" in t
+                else ""
+            ),
         ),
     ]
 
