@@ -3,11 +3,13 @@
     python bench/bench_surrogate.py [--dataset data/default] [--extra D ...] [--model M]
         [--members 3] [--epochs 60] [--lbm-samples 8]
 
-The published figures train on data/default plus a companion set of the same recipe
-(seed 2026, 384 LBM-labelled samples)::
+The published figures train on data/default plus two companion sets of the same recipe
+(seeds 2026 and 2027, 384 LBM-labelled samples each)::
 
     pvae data build-default --seed 2026 --out data-extra/s2026
-    python bench/bench_surrogate.py --extra data-extra/s2026 --epochs 150 --patience 40
+    pvae data build-default --seed 2027 --out data-extra/s2027
+    python bench/bench_surrogate.py --extra data-extra/s2026 data-extra/s2027 \
+        --epochs 150 --patience 40
 
 (a) Accuracy: an ensemble is trained on the dataset's train split (plus the train
 splits of ``--extra`` LBM-labelled datasets; or ``--model`` is evaluated), and its
