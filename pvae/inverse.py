@@ -347,11 +347,13 @@ def screen_textures(
     if not ks:
         zero = np.zeros((len(logits), len(grid)))
         return fields, zero, zero
-    images = np.concatenate(
-        [textured(x, f, grid, n) for x, f, n in zip(logits, fields, porosity, strict=True)]
-    )
     columns = [loaded.targets.index(PROPERTIES[k]) for k in ks]
-    screened = predict_images(loaded, images)[:, columns].reshape(len(logits), len(grid), -1)
+    screened = np.stack(  # one candidate's G structures at a time: memory O(G), not O(S G)
+        [
+            predict_images(loaded, textured(x, f, grid, n))[:, columns]
+            for x, f, n in zip(logits, fields, porosity, strict=True)
+        ]
+    )  # (S, G, K)
     goal = np.log10([target[k] for k in ks])
     error = (np.abs(screened - goal) / TOLERANCE["log10"]).max(axis=2)
     return fields, screened.mean(axis=2), error
@@ -388,6 +390,18 @@ def _verify(images, target, lbm, device) -> pd.DataFrame:
     """Verified porosity and K of images, scored against the target."""
     table = verify_structures(images, lbm, device)
     return score_designs(table, target)
+
+
+def _keep_better(best, images, rows, trial, sigma, target, lbm, device) -> None:
+    """Verify ``trial`` structures of candidates ``rows``; where one scores better than
+    the candidate's kept structure, replace the row of ``best`` and the image in place."""
+    result = _verify(trial, target, lbm, device)
+    best.loc[rows, "lbm_solves"] += 1
+    for j, i in enumerate(rows):
+        if result.at[j, "score"] < best.at[i, "score"]:
+            best.loc[i, result.columns] = result.iloc[j].to_numpy()
+            best.at[i, "texture"] = sigma[i]
+            images[i] = trial[j]
 
 
 def design(
@@ -445,8 +459,7 @@ def design(
     def structures(rows):
         return np.stack([textured(logits[i], fields[i], [sigma[i]], porosity[i])[0] for i in rows])
 
-    rows = np.arange(len(keep))
-    images = structures(rows)
+    images = structures(np.arange(len(keep)))
     best = _verify(images, target, lbm, device)
     best["texture"], best["lbm_solves"] = sigma, 1
     for _ in range(settings.refine if ks else 0):
@@ -458,14 +471,7 @@ def design(
         rows = rows[sigma[rows] != best["texture"].to_numpy()[rows]]
         if not len(rows):
             break
-        trial = structures(rows)
-        result = _verify(trial, target, lbm, device)
-        best.loc[rows, "lbm_solves"] += 1
-        for j, i in enumerate(rows):
-            if result.at[j, "score"] < best.at[i, "score"]:
-                best.loc[i, result.columns] = result.iloc[j].to_numpy()
-                best.at[i, "texture"] = sigma[i]
-                images[i] = trial[j]
+        _keep_better(best, images, rows, structures(rows), sigma, target, lbm, device)
     table = pd.DataFrame({"start": kinds})
     for prop, name in PROPERTIES.items():
         if name in loaded.targets:
