@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench constraints clean
+.PHONY: test test-slow demo lint bench bench-fidelity design-model default-surrogate constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_data.py
+
+# the design model (bench/design.yaml) and its fidelity against the other architectures
+design-model: $(STAMP)
+	$(VENV)/bin/pvae train --experiment bench/design.yaml --out runs/design
+
+bench-fidelity: $(STAMP)
+	$(PY) bench/bench_fidelity.py --recipe-run runs/design
+
+# the default dataset's CNN surrogate critic (data/default/surrogate.pt, about 2 min)
+default-surrogate: $(STAMP)
+	$(VENV)/bin/pvae surrogate train --dataset data/default --out data/default/surrogate.pt \
+		--members 3 --epochs 60 --channels 8,16,32 --overwrite
 
 constraints: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt

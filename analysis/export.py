@@ -66,6 +66,23 @@ def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict)
         for k, v in metrics.items()
         if k.startswith("best_val_r2_") and v is not None
     )
+    layout = model.get("latent_layout", "flat")
+    latent = f"Latent: {layout}, {model['latent_dim']} values"
+    if layout == "spatial":
+        latent += " (a grid of channels on the encoder's last stage)"
+    success, median = metrics.get("best_val_fidelity_success"), metrics.get("best_val_fidelity")
+    if success is None:
+        fidelity = (
+            "Fidelity of decoded structures: not measured in the study (train with "
+            "`train.fidelity_every`); measure it with `pvae evaluate` (LBM)."
+        )
+    else:
+        fidelity = (
+            f"Fidelity of decoded structures (validation, CNN surrogate, paired): "
+            f"**{success:.0%}** of decoded samples within the design tolerance (porosity 0.02, "
+            f"log10 K 0.1), median |log10 K error| {median:.3f} decades. The LBM figure on "
+            "the test split: `pvae evaluate`."
+        )
     return f"""# Model card: {name}
 
 A property-variational autoencoder (3D convolutional VAE + regressor on the latent mean)
@@ -74,9 +91,11 @@ exported by `pvae export` from study `{record["provenance"]["study"]}`, trial
 
 {reason}
 
+{fidelity}
+
 ## Inputs and outputs
 - Input: voxel image of shape {tuple(state["input_shape"])} (z, y, x), 1 = pore, 0 = solid.
-- Latent dimension {model["latent_dim"]}; regressor targets {targets}
+- {latent}; regressor targets {targets}
   (porosity; log10 of the permeability diagonal in lattice units, superficial Darcy velocity;
   K_xx is flow along the last image axis).
 - Training data: dataset fingerprint `{state["dataset_fingerprint"]}`; target ranges seen in

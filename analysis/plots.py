@@ -143,15 +143,31 @@ def importance_plot(importances: dict, stem: Path) -> Path | None:
     return save(fig, stem)
 
 
-def pareto_front(study: Study, stem: Path) -> Path | None:
-    """Reconstruction vs. property error per trial, with the non-dominated front."""
-    x, y = "best_val_recon", "best_val_reg"
+PARETO_PAIRS = {
+    # name: (x column, y column, x label, y label, larger is better)
+    "recon_vs_property": ("best_val_recon", "best_val_reg", "reconstruction BCE (val, nats/voxel)",
+                          "property MSE (val, standardized)", False),
+    "r2_vs_fidelity": ("best_val_r2_mean", "best_val_fidelity_success", "property R^2 (val, mean)",
+                       "fidelity: decoded structures within tolerance (val)", True),
+}  # fmt: skip
+
+
+def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> Path | None:
+    """Two metrics per trial with their non-dominated front (see :data:`PARETO_PAIRS`).
+
+    ``recon_vs_property``: reconstruction vs. property error (both lower is better);
+    ``r2_vs_fidelity``: property R^2 vs. the share of decoded validation structures that
+    carry their source's permeability (both higher is better; needs a study trained with
+    ``train.fidelity_every``). None when the study lacks the columns.
+    """
+    x, y, x_label, y_label, larger = PARETO_PAIRS[pair]
     trials = study.trials.dropna(subset=[x, y]) if {x, y} <= set(study.trials) else None
     if trials is None or trials.empty:
         return None
-    points = trials[[x, y]].to_numpy()
+    points = trials[[x, y]].to_numpy(float)
+    cost = -points if larger else points
     front = np.array(
-        [not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1)) for p in points]
+        [not np.any(np.all(cost <= p, axis=1) & np.any(cost < p, axis=1)) for p in cost]
     )
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter(points[:, 0], points[:, 1], c="lightgrey", label="trials")
@@ -165,6 +181,6 @@ def pareto_front(study: Study, stem: Path) -> Path | None:
     )
     for (px, py), tid in zip(points[front], trials["trial_id"][front], strict=True):
         ax.annotate(str(tid)[-5:], (px, py), fontsize=6)
-    ax.set(xlabel="reconstruction BCE (val, nats/voxel)", ylabel="property MSE (val, standardized)")
+    ax.set(xlabel=x_label, ylabel=y_label)
     ax.legend(fontsize=8)
     return save(fig, stem)

@@ -21,6 +21,8 @@ LEADERBOARD_COLUMNS = (
     "best_val_r2_porosity",
     "best_val_r2_log10_k_xx",
     "best_val_r2_mean",
+    "best_val_fidelity",
+    "best_val_fidelity_success",
 )
 
 
@@ -31,6 +33,9 @@ def figures(study: Study, folder: Path) -> dict[str, Path]:
         "dataset_size": plots.metric_vs(study, "dataset_size", folder / "metric_vs_dataset_size"),
         "parallel_coordinates": plots.parallel_coordinates(study, folder / "parallel_coordinates"),
         "pareto_front": plots.pareto_front(study, folder / "pareto_front"),
+        "pareto_r2_vs_fidelity": plots.pareto_front(
+            study, folder / "pareto_r2_vs_fidelity", "r2_vs_fidelity"
+        ),
         "importance": plots.importance_plot(param_importances(study), folder / "importance"),
     }
     for column in ("model.latent_dim", "train.beta", "train.gamma"):

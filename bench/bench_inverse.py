@@ -7,7 +7,7 @@ Targets are the property vectors (porosity and the K diagonal, lattice units) of
 --targets test-split samples with percolating K, spread evenly over the split (so over
 the families). A design succeeds when its
 verified porosity is within 0.02 and its verified log10 K_ii within 0.1 of every
-target component (pvae.inverse.TOLERANCE). The baseline returns the training sample
+target component (pvae.fidelity.TOLERANCE). The baseline returns the training sample
 whose labels are nearest to the target (standardized distance), scored the same way
 with its own LBM labels. The pVAE's time per target includes the latent optimisation,
 texture screening and every LBM verification (``lbm_solves``). Writes

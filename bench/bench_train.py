@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import result_header  # noqa: E402
 from reference_pvae import ReferencePVAE, flatten_share  # noqa: E402
 
 from pvae.config import ModelConfig, experiment_from_dict  # noqa: E402
@@ -126,11 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     store = open_dataset(args.dataset)
     result = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": machine(),
-        "dataset": str(args.dataset),
-        "dataset_fingerprint": store.fingerprint,
-        "shape": list(store.shape),
+        **result_header(args.dataset, store),
     }
     if not args.skip_speed:
         result["speed"] = speed(store, 16, args.speed_steps)

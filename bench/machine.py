@@ -2,6 +2,7 @@
 
 import os
 import platform
+import sys
 
 import numpy as np
 import torch
@@ -23,4 +24,15 @@ def machine() -> dict:
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def result_header(dataset, store) -> dict:
+    """The first fields of a dataset benchmark's JSON: command, machine and dataset."""
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "dataset": str(dataset),
+        "dataset_fingerprint": store.fingerprint,
+        "shape": list(store.shape),
     }

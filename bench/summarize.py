@@ -106,6 +106,27 @@ def _surrogate(d):
     ]
 
 
+def _fidelity(d):
+    def figure(row):
+        test, fid = row["test"], row["test"]["fidelity"]
+        return (
+            f"Dice {test['dice']:.3f}; decoded structures within tolerance (LBM, "
+            f"{fid['n_samples']} test samples) {fid['within_tolerance']:.0%}; R^2 mean "
+            f"{sum(test['r2'].values()) / len(test['r2']):.3f}; {row['train_seconds']:.0f} s"
+        )
+
+    rows = [
+        (f"generator fidelity, {name} ({d['epochs']} epochs)", figure(row))
+        for name, row in d.get("variants", {}).items()
+    ]
+    if "recipe" in d:
+        recipe = d["recipe"]
+        rows.append(
+            (f"design recipe bench/design.yaml ({recipe['epochs']} epochs)", figure(recipe))
+        )
+    return rows
+
+
 EXTRACTORS = {
     "lbm": _lbm,
     "data": _data,
@@ -113,6 +134,7 @@ EXTRACTORS = {
     "asha": _asha,
     "inverse": _inverse,
     "surrogate": _surrogate,
+    "fidelity": _fidelity,
 }
 
 

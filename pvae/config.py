@@ -22,6 +22,9 @@ from pvae.errors import PvaeError
 
 TARGETS_DIAGONAL = ("porosity", "log10_k_xx", "log10_k_yy", "log10_k_zz")
 TARGETS_FULL = (*TARGETS_DIAGONAL, "k_xy", "k_xz", "k_yz")
+LATENT_LAYOUTS = ("flat", "spatial")
+PADDINGS = ("circular", "zeros")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,20 @@ class ModelConfig:
     max_channels : int
         Channel cap of the deeper stages.
     depth : int or None
-        Stride-2 stages; None = enough to bring the largest side to <= 2 voxels.
+        Stride-2 encoder stages; None = enough to bring the largest side to <= 2 voxels
+        (flat layout) or <= 8 cells (spatial layout).
+    latent_layout : {"flat", "spatial"}
+        ``flat``: z is a vector read from the flattened last stage. ``spatial``: z is a
+        grid of C channels on the last stage's cells (C x d x h x w = ``latent_dim``,
+        which must be a multiple of the cell count), so local structure is kept.
+    res_blocks : int
+        Residual blocks after each encoder and decoder stage (0 = plain stages).
+    decoder_channels : int or None
+        Channels of the decoder's finest stage, doubled per stage up to
+        ``max_channels``; None = ``base_channels``.
+    padding : {"circular", "zeros"}
+        Padding of every convolution. ``circular`` matches periodic samples (no border
+        artifact); ``zeros`` only for comparison.
     dropout : float
         Dropout of the regressor MLP.
     regressor_hidden : tuple of int
@@ -51,6 +67,10 @@ class ModelConfig:
     base_channels: int = 16
     max_channels: int = 128
     depth: int | None = None
+    latent_layout: str = "flat"
+    res_blocks: int = 0
+    decoder_channels: int | None = None
+    padding: str = "circular"
     dropout: float = 0.0
     regressor_hidden: tuple[int, ...] = (128, 64)
     targets: tuple[str, ...] = TARGETS_DIAGONAL
@@ -61,6 +81,14 @@ class ModelConfig:
             raise PvaeError(f"model.targets: unknown {sorted(unknown)}; choose from {TARGETS_FULL}")
         if self.latent_dim < 1 or self.base_channels < 1 or not 0 <= self.dropout < 1:
             raise PvaeError("model: latent_dim, base_channels >= 1 and 0 <= dropout < 1 required")
+        if self.latent_layout not in LATENT_LAYOUTS:
+            raise PvaeError(f"model.latent_layout {self.latent_layout!r}: choose {LATENT_LAYOUTS}")
+        if self.padding not in PADDINGS:
+            raise PvaeError(f"model.padding {self.padding!r}: choose from {PADDINGS}")
+        if self.res_blocks < 0 or (self.decoder_channels is not None and self.decoder_channels < 1):
+            raise PvaeError("model: res_blocks >= 0 and decoder_channels >= 1 required")
+        if self.depth is not None and not 1 <= self.depth <= 7:
+            raise PvaeError(f"model.depth {self.depth}: from 1 to 7 stages")
 
 
 @dataclass(frozen=True)
@@ -73,7 +101,10 @@ class TrainConfig:
         Epochs to run.
     batch_size : int
     lr : float
-        AdamW learning rate.
+        AdamW learning rate (the peak, with a schedule).
+    lr_schedule : {"constant", "cosine"}
+        ``cosine``: the learning rate follows a half cosine from ``lr`` at the first
+        epoch to ``lr / 100`` at the last (set per epoch, so resuming is exact).
     weight_decay : float
     beta : float
         KL weight (per-voxel scaling, see :mod:`pvae.losses`; 1 = the ELBO).
@@ -98,11 +129,25 @@ class TrainConfig:
         bfloat16 autocast on CUDA (ignored on CPU).
     num_workers : int
         DataLoader worker processes.
+    fidelity_every : int
+        Measure the fidelity of decoded validation structures every this many epochs
+        (and at the last one) with a CNN surrogate (:mod:`pvae.fidelity`): metrics
+        ``val_fidelity`` (median |log10 K error|, decades) and ``val_fidelity_success``
+        (share within the inverse-design tolerance); 0 = never.
+    fidelity_samples : int
+        Validation samples measured (evenly spread over the split).
+    fidelity_surrogate : str or None
+        Surrogate bundle of the critic (relative to the experiment file or absolute);
+        None = the dataset's own ``surrogate.pt``.
+    fidelity_weight : float
+        Weight w of fidelity in the study metric: ``val_objective = val_recon + val_reg
+        + w * (1 - val_fidelity_success)``; w > 0 needs ``fidelity_every = 1``.
     """
 
     epochs: int = 30
     batch_size: int = 16
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     weight_decay: float = 1e-5
     beta: float = 1.0
     gamma: float = 1.0
@@ -115,16 +160,28 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     num_workers: int = 0
+    fidelity_every: int = 0
+    fidelity_samples: int = 32
+    fidelity_surrogate: str | None = None
+    fidelity_weight: float = 0.0
 
     def __post_init__(self):
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
             raise PvaeError(f"train.split {self.split}: three positive fractions summing to 1")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise PvaeError("train: epochs, batch_size >= 1 and lr > 0 required")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise PvaeError(f"train.lr_schedule {self.lr_schedule!r}: choose from {LR_SCHEDULES}")
         if self.beta < 0 or self.gamma < 0:
             raise PvaeError("train: beta and gamma must be >= 0")
         if self.dataset_size is not None and self.dataset_size < 1:
             raise PvaeError(f"train.dataset_size {self.dataset_size}: must be >= 1")
+        if self.fidelity_every < 0 or self.fidelity_samples < 1 or self.fidelity_weight < 0:
+            raise PvaeError("train: fidelity_every >= 0, fidelity_samples >= 1, "
+                            "fidelity_weight >= 0 required")  # fmt: skip
+        if self.fidelity_weight > 0 and self.fidelity_every != 1:
+            raise PvaeError("train.fidelity_weight > 0 puts fidelity in the study metric: "
+                            "it needs train.fidelity_every = 1")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -222,4 +279,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     config = experiment_from_dict(data, str(path))
     if config.dataset and not Path(config.dataset).is_absolute():
         config = dataclasses.replace(config, dataset=str((path.parent / config.dataset).resolve()))
+    critic = config.train.fidelity_surrogate
+    if critic and not Path(critic).is_absolute():
+        critic = str((path.parent / critic).resolve())
+        train = dataclasses.replace(config.train, fidelity_surrogate=critic)
+        config = dataclasses.replace(config, train=train)
     return config

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from pvae.errors import PvaeError
+from pvae.fidelity import TOLERANCE
 from pvae.inference import infer
 from pvae.latent import decode_logits, predict_images
 from pvae.loading import LoadedModel
@@ -48,7 +49,6 @@ PROPERTIES = {
     "k_yy": "log10_k_yy",
     "k_zz": "log10_k_zz",
 }
-TOLERANCE = {"porosity": 0.02, "log10": 0.1}
 COVERAGE_MARGIN = 0.05
 
 

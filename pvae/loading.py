@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvae.bundle import is_bundle, read_bundle
+from pvae.device import resolve_device
 from pvae.errors import PvaeError
 from pvae.model import PVAE
 from pvae.runs import resolve_checkpoint
 from pvae.targets import TargetNormalizer
-from pvae.train import model_from_checkpoint, read_checkpoint, resolve_device
+from pvae.train import model_from_checkpoint, read_checkpoint
 
 
 @dataclass

@@ -14,7 +14,12 @@ exactly as the uninterrupted run (on CPU; CUDA kernels may differ in the last bi
 
 The study metric ``val_objective`` = validation reconstruction BCE + validation
 property MSE (standardized), *unweighted*: it does not depend on the searched beta and
-gamma, so trials with different loss weights compare fairly. Lower is better.
+gamma, so trials with different loss weights compare fairly. Lower is better. With
+``train.fidelity_every`` the decoded validation structures are measured by a CNN
+surrogate (``val_fidelity``, ``val_fidelity_success``, :mod:`pvae.fidelity`), and with
+``train.fidelity_weight = w`` the study metric becomes
+``val_recon + val_reg + w * (1 - val_fidelity_success)``: a model whose decoded
+structures miss their source's permeability cannot win a study.
 """
 
 import math
@@ -28,7 +33,16 @@ import torch
 
 from pvae.atomic import atomic_write_bytes
 from pvae.config import ExperimentConfig, ModelConfig, experiment_from_dict
+from pvae.device import resolve_device
 from pvae.errors import PvaeError
+from pvae.fidelity import (
+    Critic,
+    critic_surrogate,
+    fidelity_summary,
+    labelled_k,
+    measure_fidelity,
+    spread_positions,
+)
 from pvae.inference import autocast, batch_tensors, infer
 from pvae.losses import pvae_loss
 from pvae.metrics import r2_score
@@ -42,15 +56,6 @@ from pvae.warnings import PvaeWarning
 
 CHECKPOINT_FORMAT = "pvae-checkpoint-1"
 STUDY_METRIC = "val_objective"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; a CUDA name without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PvaeError(f"device {name}: no CUDA device available")
-    return torch.device(name)
 
 
 class Trainer:
@@ -87,6 +92,13 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
+        self.critic, self.fidelity_rows = None, np.zeros(0, dtype=int)
+        if cfg.fidelity_every > 0:
+            surrogate = critic_surrogate(cfg.fidelity_surrogate, self.store, str(self.device))
+            self.critic = Critic("surrogate", surrogate)
+            val = np.asarray(self.splits["val"], dtype=int)
+            self.fidelity_rows = val[spread_positions(len(val), cfg.fidelity_samples)]
+            self.fidelity_k = labelled_k(self.store, self.fidelity_rows)
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -96,6 +108,14 @@ class Trainer:
         """Effective KL weight at ``epoch`` (linear warm-up)."""
         warmup = self.config.train.kl_warmup_epochs
         return self.config.train.beta * (min(1.0, epoch / warmup) if warmup > 0 else 1.0)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (1-based) under ``train.lr_schedule``."""
+        cfg = self.config.train
+        if cfg.lr_schedule == "constant" or cfg.epochs == 1:
+            return cfg.lr
+        progress = (epoch - 1) / (cfg.epochs - 1)
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _loader(self, indices, shuffle: bool, augment: bool, epoch: int):
         generator = torch.Generator().manual_seed(self.config.train.seed * 100_003 + epoch)
@@ -112,6 +132,8 @@ class Trainer:
         torch.manual_seed(self.config.train.seed * 100_003 + epoch)
         self.model.train()
         beta, gamma = self.beta_at(epoch), self.config.train.gamma
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(epoch)
         sums, seen = np.zeros(4), 0
         for batch in self._loader(self.train_indices, True, self.config.train.augment, epoch):
             x, y = batch_tensors(batch, self.normalizer, self.device)  # (B, 1, D, H, W), (B, T)
@@ -127,7 +149,7 @@ class Trainer:
             seen += len(x)
         loss, recon, kl, reg = (float(v) for v in sums / max(seen, 1))
         return {"status": "ok", "train_loss": loss, "train_recon": recon, "train_kl": kl,
-                "train_reg": reg, "beta": beta}  # fmt: skip
+                "train_reg": reg, "beta": beta, "lr": self.lr_at(epoch)}  # fmt: skip
 
     def predict(self, indices) -> dict:
         """:func:`pvae.inference.infer` of the current model over dataset rows."""
@@ -156,6 +178,22 @@ class Trainer:
         metrics[f"{prefix}_r2_mean"] = float(np.nanmean(r2)) if np.isfinite(r2).any() else math.nan
         return metrics
 
+    def fidelity(self) -> dict:
+        """``val_fidelity`` (median |log10 K error| of decoded validation structures,
+        decades) and ``val_fidelity_success`` (share within tolerance), by the surrogate."""
+        images = self.store.images(self.fidelity_rows)
+        table = measure_fidelity(self.model, images, self.fidelity_k, self.critic)
+        summary = fidelity_summary(table, "surrogate")
+        median = summary["median_log10_k_error"]
+        return {
+            "val_fidelity": math.inf if median is None else median,
+            "val_fidelity_success": summary["within_tolerance"],
+        }
+
+    def _fidelity_due(self, epoch: int) -> bool:
+        every = self.config.train.fidelity_every
+        return every > 0 and (epoch % every == 0 or epoch == self.config.train.epochs)
+
     def run(self, progress=None) -> Iterator[dict]:
         """Train the remaining epochs, yielding one metrics dict per epoch.
 
@@ -172,6 +210,10 @@ class Trainer:
             metrics.update(self.train_epoch(epoch))
             if metrics["status"] == "ok":
                 metrics.update(self.validate())
+                if self._fidelity_due(epoch):
+                    metrics.update(self.fidelity())
+                    weight = self.config.train.fidelity_weight
+                    metrics[STUDY_METRIC] += weight * (1.0 - metrics["val_fidelity_success"])
                 if not math.isfinite(metrics[STUDY_METRIC]):
                     metrics["status"] = "diverged"
             seconds = time.perf_counter() - start

@@ -74,23 +74,48 @@ def lbm_label(root, settings=None) -> None:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-    """A tiny pVAE trained for a few epochs on 48 LBM-labelled 16^3 sphere packings.
+def tiny_labelled(tmp_path_factory):
+    """48 LBM-labelled sphere packings at 16^3 (seed 11), with a tiny surrogate critic
+    (``surrogate.pt``, 2 members, 2 epochs) as the dataset's own."""
+    from pvae.store.layout import SURROGATE
+    from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble
 
-    Returns (run directory, dataset directory).
-    """
+    base = tmp_path_factory.mktemp("tiny")
+    data = synthesize("spheres", 48, 16, seed=11, out=base / "data", workers=1, progress=False)
+    lbm_label(data)
+    settings = TrainSettings(members=2, epochs=2, batch_size=8, device="cpu")
+    critic = train_ensemble([data], SurrogateConfig(channels=(4, 8)), settings, progress=False)
+    critic.save(data / SURROGATE)
+    return data
+
+
+def _train_tiny(data, folder, model: dict):
     from pvae.config import experiment_from_dict
     from pvae.runs import train_run
 
-    base = tmp_path_factory.mktemp("trained")
-    data = synthesize("spheres", 48, 16, seed=11, out=base / "data", workers=1, progress=False)
-    lbm_label(data)
     config = experiment_from_dict(
-        {
-            "name": "tiny",
-            "model": {"latent_dim": 6, "base_channels": 4, "regressor_hidden": [32]},
-            "train": {"epochs": 12, "batch_size": 8, "lr": 3e-3},
-        }
+        {"name": "tiny", "model": model, "train": {"epochs": 12, "batch_size": 8, "lr": 3e-3}}
     )
-    train_run(config, data, base / "run", progress=False)
-    return base / "run", data
+    train_run(config, data, folder, progress=False)
+    return folder, data
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_labelled, tmp_path_factory):
+    """A tiny flat-latent pVAE trained for a few epochs on :func:`tiny_labelled`.
+
+    Returns (run directory, dataset directory).
+    """
+    model = {"latent_dim": 6, "base_channels": 4, "regressor_hidden": [32]}
+    return _train_tiny(tiny_labelled, tmp_path_factory.mktemp("trained") / "run", model)
+
+
+@pytest.fixture(scope="session")
+def trained_spatial_run(tiny_labelled, tmp_path_factory):
+    """A tiny spatial-latent pVAE (2 x 4^3 latent, residual blocks) on :func:`tiny_labelled`.
+
+    Returns (run directory, dataset directory).
+    """
+    model = {"latent_layout": "spatial", "latent_dim": 128, "depth": 2, "base_channels": 4,
+             "max_channels": 8, "res_blocks": 1, "regressor_hidden": [32]}  # fmt: skip
+    return _train_tiny(tiny_labelled, tmp_path_factory.mktemp("spatial") / "run", model)

@@ -2,6 +2,8 @@
 
 import json
 
+import pandas as pd
+
 from pvae.demo import main
 
 
@@ -13,8 +15,13 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     for stage in range(1, 9):
         assert f"== {stage}/8" in printed
     assert "best trial" in printed and "inverse design success" in printed
+    assert "fidelity of decoded structures (LBM)" in printed
     study = json.loads((out / "study" / "study.json").read_text())
     assert study["status"] == "complete" and study["smoke"]
+    history = pd.read_parquet(out / "study" / "history.parquet")
+    assert history["val_fidelity_success"].between(0, 1).all()  # the study measured fidelity
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["fidelity"]["method"] == "lbm" and metrics["fidelity"]["n_samples"] > 0
     for path in (
         "analysis/report.md",
         "models/production/bundle.json",

@@ -152,8 +152,9 @@ def test_many_targets_success_rate(trained_run, tmp_path):
     assert stats["success_rate"] == summary["success"].iloc[:2].mean()
 
 
-def test_interpolation_writes_verified_path(trained_run, tmp_path, run_cli):
-    run, data = trained_run
+@pytest.mark.parametrize("layout", ["trained_run", "trained_spatial_run"])
+def test_interpolation_writes_verified_path(layout, request, tmp_path, run_cli):
+    run, data = request.getfixturevalue(layout)
     store = open_dataset(data)
     a, b = store.manifest["sample_id"].iloc[[0, 5]]
     out = tmp_path / "path"
@@ -186,8 +187,9 @@ def test_interpolation_writes_verified_path(trained_run, tmp_path, run_cli):
     assert code == 2 and "unknown sample ID 'nope'" in err
 
 
-def test_latent_extraction(trained_run, tmp_path, run_cli):
-    run, data = trained_run
+@pytest.mark.parametrize("layout", ["trained_run", "trained_spatial_run"])
+def test_latent_extraction(layout, request, tmp_path, run_cli):
+    run, data = request.getfixturevalue(layout)
     out = tmp_path / "lat" / "latents.parquet"
     code, _, stderr = run_cli("latent", "--model", run, "--out", out)
     assert code == 0, stderr

@@ -6,8 +6,18 @@ import pytest
 import torch
 
 from pvae.config import ModelConfig
+from pvae.errors import PvaeError
 from pvae.losses import kl_per_sample, masked_mse, pvae_loss, reconstruction_bce
-from pvae.model import PVAE, default_depth, stage_shapes
+from pvae.model import PVAE, default_depth, latent_grid, stage_shapes
+
+SPATIAL = {"latent_layout": "spatial", "base_channels": 2, "max_channels": 4, "res_blocks": 1,
+           "decoder_channels": 3, "regressor_hidden": (8,)}  # fmt: skip
+
+
+def spatial_config(shape, channels=2, **extra):
+    """A spatial-latent config with ``channels`` latent channels for ``shape`` images."""
+    grid = latent_grid(ModelConfig(**{**SPATIAL, **extra}), shape)
+    return ModelConfig(latent_dim=channels * math.prod(grid), **{**SPATIAL, **extra})
 
 
 @pytest.mark.parametrize(
@@ -32,6 +42,68 @@ def test_large_sizes_shapes_and_small_flatten(side):
     z = torch.zeros(1, model.config.latent_dim)
     if side <= 128:
         assert model.decode(z).shape == (1, 1, side, side, side)
+
+
+@pytest.mark.parametrize(
+    "shape", [(16, 16, 16), (17, 23, 31), (32, 32, 32), (16, 40, 24), (64, 64, 64), (20, 32, 48)]
+)
+def test_spatial_latent_round_trips_every_shape(shape):
+    config = spatial_config(shape)
+    model = PVAE(config, shape)
+    x = torch.randint(0, 2, (2, 1, *shape)).float()
+    out = model(x)
+    assert out["logits"].shape == x.shape
+    assert out["mu"].shape == out["z"].shape == (2, config.latent_dim)
+    assert model.latent_shape == (2, *latent_grid(config, shape))
+    assert max(model.latent_shape[1:]) <= 8
+    assert out["prediction"].shape == (2, 4)
+
+
+@pytest.mark.parametrize("side", [128, 200, 256])
+def test_spatial_latent_large_sides_decode_to_the_input_shape(side):
+    shape = (side, 16, 16)  # one large side keeps the test small; the grid follows it
+    model = PVAE(spatial_config(shape, channels=1), shape)
+    assert model.latent_shape[1] <= 8
+    with torch.no_grad():
+        assert model.decode(torch.zeros(1, model.config.latent_dim)).shape == (1, 1, *shape)
+
+
+def test_spatial_latent_dim_must_fill_the_grid():
+    with pytest.raises(PvaeError, match="multiple of 512"):
+        PVAE(ModelConfig(latent_dim=1000, latent_layout="spatial"), (32, 32, 32))
+
+
+def test_circular_padding_paints_no_border_frame():
+    """A uniform spatial latent decodes to a structure that repeats every latent cell
+    with circular padding; zero padding paints the faces differently (the solid frame)."""
+    shape = (16, 16, 16)
+    for padding, periodic in (("circular", True), ("zeros", False)):
+        torch.manual_seed(0)
+        model = PVAE(spatial_config(shape, padding=padding), shape).eval()
+        stride = shape[0] // model.latent_shape[1]
+        with torch.no_grad():
+            logits = model.decode(torch.ones(1, model.config.latent_dim))
+        repeats = torch.allclose(logits, logits.roll(stride, dims=2), atol=1e-5)
+        assert repeats is periodic
+
+
+def test_spatial_decoding_commutes_with_periodic_shifts():
+    shape = (32, 32, 32)
+    torch.manual_seed(0)
+    model = PVAE(spatial_config(shape), shape).eval()
+    stride = shape[0] // model.latent_shape[1]  # voxels per latent cell
+    z = torch.randn(1, *model.latent_shape)
+    with torch.no_grad():
+        logits = model.decode(z.flatten(1))
+        for cells in ((1, 0, 0), (0, 2, 3), (3, 1, 5)):
+            shifted = model.decode(z.roll(cells, dims=(2, 3, 4)).flatten(1))
+            voxels = tuple(c * stride for c in cells)
+            assert torch.allclose(shifted, logits.roll(voxels, dims=(2, 3, 4)), atol=1e-5)
+    x = (torch.rand(1, 1, *shape) > 0.5).float()
+    with torch.no_grad():  # the encoder too: shifting the image shifts the latent grid
+        mu = model.encode(x)[0].view(1, *model.latent_shape)
+        mu_shifted = model.encode(x.roll((4, 8, 0), dims=(2, 3, 4)))[0].view_as(mu)
+    assert torch.allclose(mu_shifted, mu.roll((1, 2, 0), dims=(2, 3, 4)), atol=1e-5)
 
 
 def test_stage_geometry():

@@ -8,10 +8,10 @@ with :func:`tune.labelling.label_dataset` (resumable; their ``label_source`` is
 
 from pathlib import Path
 
+from pvae.device import resolve_device
 from pvae.physics.lbm import LBMSettings
 from pvae.surrogate.ensemble import SurrogateEnsemble, load_surrogate
 from pvae.surrogate.labelling import write_surrogate_labels
-from pvae.train import resolve_device
 from tune.labelling import label_dataset
 
 

@@ -169,8 +169,8 @@ def run_label(args) -> None:
 
 
 def run_label_surrogate(args) -> None:
+    from pvae.device import resolve_device
     from pvae.surrogate import load_surrogate
-    from pvae.train import resolve_device
     from tune.surrogate_labelling import label_with_surrogate
 
     if args.model is None:

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from pvae.cli.options import add_lbm, add_progress, lbm_settings, print_json, resolve_device
+from pvae.cli.options import add_lbm, add_progress, lbm_settings, print_json
 
 
 def _add_model(parser, dataset_help: str) -> None:
@@ -104,10 +104,11 @@ def register(commands) -> None:
 
 def _load(args):
     from pvae.datasets import resolve_dataset
+    from pvae.device import resolve_device
     from pvae.loading import load_model
     from pvae.store import open_dataset
 
-    device = resolve_device(args.device) if hasattr(args, "device") else "cpu"
+    device = str(resolve_device(args.device)) if hasattr(args, "device") else "cpu"
     loaded = load_model(args.model, device)
     store = open_dataset(resolve_dataset(args.dataset or loaded.dataset_path))
     loaded.check_shape(store)

@@ -4,7 +4,6 @@ import argparse
 import json
 import sys
 
-from pvae.errors import PvaeError
 from pvae.imaging.binarize import Binarization
 
 
@@ -76,14 +75,3 @@ def lbm_settings(args, convention: str = "superficial"):
         dtype=args.dtype,
         convention=convention,
     )
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other names unchanged."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PvaeError(f"--device {name}: no CUDA device available")
-    return name

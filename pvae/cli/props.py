@@ -10,7 +10,6 @@ from pvae.cli.options import (
     binarization,
     lbm_settings,
     print_json,
-    resolve_device,
 )
 from pvae.errors import PvaeError
 from pvae.imaging import read_image
@@ -125,11 +124,13 @@ def _format(path: Path, result: dict, pore_averaged: bool) -> str:
 
 
 def run(args) -> None:
+    from pvae.device import resolve_device
+
     if args.voxel_size is not None and not args.voxel_size > 0:
         raise PvaeError(f"--voxel-size {args.voxel_size}: must be > 0 (metres)")
     image = read_image(args.image, binarization(args))
     settings = None if args.no_permeability else lbm_settings(args)
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     result = sample_properties(image, settings, device, args.voxel_size, args.kozeny_carman)
     if args.pore_averaged and "permeability" in result:
         result["permeability_pore_averaged"] = (

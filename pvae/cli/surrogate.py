@@ -107,8 +107,8 @@ def _read(path: Path, ensemble, batch_size: int, progress):
 
 
 def run_predict(args) -> None:
+    from pvae.device import resolve_device
     from pvae.surrogate import load_surrogate
-    from pvae.train import resolve_device
 
     if args.batch_size < 1:
         raise PvaeError(f"--batch-size {args.batch_size}: need at least 1")

@@ -27,6 +27,18 @@ def register(commands) -> None:
     evaluate.add_argument("--out", type=Path, help="write metrics.json, samples.parquet, figures")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--fidelity-samples", type=int, default=32, metavar="N",
+        help="samples whose decoded structures are measured (0 = none; default 32)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--fidelity-method", choices=("lbm", "surrogate"), default="lbm",
+        help="measure decoded structures by LBM (default) or a CNN surrogate (--surrogate)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--surrogate", type=Path, help="surrogate model file (default: the dataset's own)"
+    )
+    evaluate.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     evaluate.set_defaults(run=run_evaluate)
 
 
@@ -41,16 +53,30 @@ def run_train(args) -> None:
     print(
         f"{summary['status']}: {summary['epochs']} epochs, best epoch {summary['best_epoch']} "
         f"(val_objective {best.get('val_objective', float('nan')):.4f}, "
-        f"val R^2 mean {best.get('val_r2_mean', float('nan')):.3f}); run in {out}"
+        f"val R^2 mean {best.get('val_r2_mean', float('nan')):.3f}"
+        + (
+            f", fidelity {best['val_fidelity_success']:.0%} within tolerance"
+            if best.get("val_fidelity_success") is not None
+            else ""
+        )
+        + f"); run in {out}"
     )
 
 
 def run_evaluate(args) -> None:
     from pvae.evaluate import evaluate, summary_line
+    from pvae.fidelity import critic_surrogate
     from pvae.loading import load_model
 
-    dataset = args.dataset or load_model(args.model).dataset_path
-    metrics = evaluate(args.model, resolve_dataset(dataset), args.split, args.out, args.device)
+    dataset = resolve_dataset(args.dataset or load_model(args.model).dataset_path)
+    surrogate = None
+    if args.fidelity_method == "surrogate" and args.fidelity_samples > 0:
+        surrogate = critic_surrogate(args.surrogate, dataset, args.device)
+    metrics = evaluate(
+        args.model, dataset, args.split, args.out, args.device,
+        fidelity_samples=args.fidelity_samples, fidelity_method=args.fidelity_method,
+        surrogate=surrogate, overwrite=args.overwrite,
+    )  # fmt: skip
     if args.json:
         print_json(metrics)
     else:

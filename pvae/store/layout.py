@@ -9,7 +9,11 @@ A dataset directory holds
 ``voxels.npy``
     uint8 array (N, ceil(Z*Y*X / 8)): each image flattened in C order (z, y, x) and
     bit-packed with :func:`numpy.packbits` (big-endian bit order), pore = 1. Read
-    with ``np.load(..., mmap_mode="r")`` so one sample costs one row.
+    with ``np.load(..., mmap_mode="r")`` so one sample costs one row;
+``surrogate.pt`` (optional)
+    a CNN surrogate bundle (:mod:`pvae.surrogate`) trained on this dataset's training
+    split: the default critic that measures decoded structures (fidelity during
+    training and evaluation). Not part of the fingerprint.
 """
 
 import math
@@ -19,6 +23,7 @@ import numpy as np
 FORMAT_VERSION = 1
 MANIFEST = "manifest.parquet"
 VOXELS = "voxels.npy"
+SURROGATE = "surrogate.pt"
 
 
 def packed_size(shape: tuple[int, int, int]) -> int:

@@ -24,6 +24,7 @@ from pvae.surrogate.logtensor import LogNormalizer, exp_tensor
 from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig
 
 BUNDLE_FORMAT = "pvae-surrogate-1"
+LABEL_UNITS = {"permeability": "lattice", "convention": "superficial"}  # what a store holds
 CPU_CHUNK = 8  # images per forward pass on CPU: activations stay in cache (~1.3x vs. 32-64)
 
 
@@ -135,6 +136,18 @@ class SurrogateEnsemble:
             raise PvaeError(
                 f"{source}: image shape {tuple(shape)} (z, y, x), but the surrogate was "
                 f"trained on {self.input_shape}; K in lattice units does not transfer"
+            )
+
+    def check_dataset(self, store: VoxelStore, source) -> None:
+        """:class:`PvaeError` (one line naming ``source``) unless this surrogate can label
+        ``store``'s images: the same image shape, and labels in the store's units
+        (:data:`LABEL_UNITS`: lattice units, superficial convention)."""
+        self.check_shape(store.shape, source)
+        units = self.info.get("units")
+        if units != LABEL_UNITS:
+            raise PvaeError(
+                f"{source}: surrogate trained on labels in units {units or '(unrecorded)'}, "
+                f"but {store.root} holds K as {LABEL_UNITS}; retrain it (pvae surrogate train)"
             )
 
     @torch.inference_mode()

@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pvae.device import resolve_device
 from pvae.errors import PvaeError
 from pvae.progress import progress_bar
 from pvae.provenance import code_version
 from pvae.splits import make_splits, training_subset
 from pvae.store.reader import VoxelStore, open_dataset
 from pvae.store.torch_dataset import VoxelDataset
-from pvae.surrogate.ensemble import Prediction, SurrogateEnsemble
+from pvae.surrogate.ensemble import LABEL_UNITS, Prediction, SurrogateEnsemble
 from pvae.surrogate.evaluation import accuracy
 from pvae.surrogate.logtensor import LogNormalizer, log_tensor
 from pvae.surrogate.model import PermeabilityCNN, SurrogateConfig
-from pvae.train import resolve_device
 
 _WEIGHTS = (1.0, 1.0, 1.0, 2.0, 2.0, 2.0)
 
@@ -227,6 +227,7 @@ def train_ensemble(
             histories.append(history)
     info = {
         "input_shape": list(stores[0].shape),
+        "units": dict(LABEL_UNITS),
         "training": {**asdict(settings), "split": list(settings.split)},
         "train_samples": int(len(train_set)),
         "history": histories,
