@@ -73,19 +73,25 @@ def lbm_label(root, settings=None) -> None:
     merge_journal(root, journal)
 
 
-@pytest.fixture(scope="session")
-def tiny_labelled(tmp_path_factory):
-    """48 LBM-labelled sphere packings at 16^3 (seed 11), with a tiny surrogate critic
-    (``surrogate.pt``, 2 members, 2 epochs) as the dataset's own."""
+def tiny_critic(data) -> None:
+    """Give ``data`` a tiny surrogate critic of its own (``surrogate.pt``: 2 members,
+    2 epochs), as the default dataset ships one for training-time fidelity."""
     from pvae.store.layout import SURROGATE
     from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble
 
-    base = tmp_path_factory.mktemp("tiny")
-    data = synthesize("spheres", 48, 16, seed=11, out=base / "data", workers=1, progress=False)
-    lbm_label(data)
     settings = TrainSettings(members=2, epochs=2, batch_size=8, device="cpu")
     critic = train_ensemble([data], SurrogateConfig(channels=(4, 8)), settings, progress=False)
     critic.save(data / SURROGATE)
+
+
+@pytest.fixture(scope="session")
+def tiny_labelled(tmp_path_factory):
+    """48 LBM-labelled sphere packings at 16^3 (seed 11), with a tiny surrogate critic
+    (:func:`tiny_critic`)."""
+    base = tmp_path_factory.mktemp("tiny")
+    data = synthesize("spheres", 48, 16, seed=11, out=base / "data", workers=1, progress=False)
+    lbm_label(data)
+    tiny_critic(data)
     return data
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import tiny_critic
 
 from pvae.atomic import read_parquet_metadata
 from pvae.errors import PvaeError
@@ -32,10 +33,12 @@ TINY = {"latent_dim": 4, "base_channels": 4, "max_channels": 8, "regressor_hidde
 
 @pytest.fixture(scope="session")
 def labelled64(tmp_path_factory, ray_cluster):
-    """64 labelled overlapping-sphere samples at 16^3 (training split: 44 samples)."""
+    """64 labelled overlapping-sphere samples at 16^3 (training split: 44 samples), with a
+    tiny surrogate critic for the experiments that measure fidelity while training."""
     out = tmp_path_factory.mktemp("tune-data") / "spheres64"
     synthesize("spheres", 64, 16, seed=3, out=out, workers=1, progress=False)
     label_dataset(out, LBMSettings(tol=1e-4, check_every=50), progress=False)
+    tiny_critic(out)
     return out
 
 
@@ -183,7 +186,8 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, labelled64):
 
 def interrupt_driver(tmp_path, labelled64, ray_cluster, sig):
     """Start a 6-trial study as a driver process joining the test cluster, and send it
-    ``sig`` once its first trial has finished; returns (experiment, out, driver)."""
+    ``sig`` once its first trial has finished, that is once the second of its one-at-a-time
+    trials has started; returns (experiment, out, driver)."""
     path = experiment(
         tmp_path,
         {
@@ -204,7 +208,7 @@ def interrupt_driver(tmp_path, labelled64, ray_cluster, sig):
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not list(out.glob("ray/out/*/checkpoint_000002")):  # a trial finished epoch 3
+    while len(list(out.glob("ray/out/*/params.json"))) < 2:
         assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()
         time.sleep(0.2)
     driver.send_signal(sig)
