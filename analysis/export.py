@@ -1,6 +1,7 @@
 """``pvae export``: the chosen trial's best checkpoint as a self-contained model bundle."""
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +17,10 @@ from pvae.bundle import (
     write_bundle_core,
     write_torchscript,
 )
+from pvae.critic import CRITIC
 from pvae.errors import PvaeError
 from pvae.provenance import versions
+from pvae.store.layout import SURROGATE
 from pvae.train import model_from_checkpoint, read_checkpoint
 
 
@@ -121,7 +124,9 @@ prediction); de-standardize with `normalizer` in `bundle.json` (value = pred * s
 
 ## Files
 `bundle.json` (configuration, normalisation, ranges, splits, provenance, format
-`{BUNDLE_FORMAT}`), `{WEIGHTS_FILE}`, `{TORCHSCRIPT_FILE}`, `figures/learning_curve.png`.
+`{BUNDLE_FORMAT}`), `{WEIGHTS_FILE}`, `{TORCHSCRIPT_FILE}`, `figures/learning_curve.png`, and
+`{CRITIC}` (the training dataset's CNN surrogate, the critic `pvae inverse` uses) when the
+dataset has one.
 
 ## Provenance
 git commit `{prov["git_commit"]}`, pvae {prov["pvae"]}, torch {prov["versions"].get("torch")},
@@ -172,6 +177,9 @@ def export_trial(
         extra = {"metrics": metrics, "provenance": provenance, "selection": reason}
         write_bundle_core(tmp, state, extra)
         write_torchscript(model, tmp)
+        critic = Path(state["dataset_path"]) / SURROGATE
+        if critic.is_file():
+            shutil.copyfile(critic, tmp / CRITIC)
         (tmp / "figures").mkdir()
         _learning_curve(study, str(row["trial_id"]), tmp / "figures")
         for pdf in (tmp / "figures").glob("*.pdf"):

@@ -1,164 +1,195 @@
-"""Inverse-design benchmark: verified success on test-split targets vs. a nearest-sample baseline.
+"""Inverse-design benchmark: verified success on targets no model has seen, vs. lookup.
 
-    pvae train --experiment bench/design.yaml --out runs/design
-    python bench/bench_inverse.py --model runs/design [--dataset data/default] [--targets 20]
+    make design-model                     # runs/design: the pVAE and its critic
+    pvae data build-default --seed 7 --per-family 16 --out bench/data/companion-s7
+    python bench/bench_inverse.py --model runs/design --companion bench/data/companion-s7
 
-Targets are the property vectors (porosity and the K diagonal, lattice units) of
---targets test-split samples with percolating K, spread evenly over the split (so over
-the families). A design succeeds when its
-verified porosity is within 0.02 and its verified log10 K_ii within 0.1 of every
-target component (pvae.fidelity.TOLERANCE). The baseline returns the training sample
-whose labels are nearest to the target (standardized distance), scored the same way
-with its own LBM labels. The pVAE's time per target includes the latent optimisation,
-texture screening and every LBM verification (``lbm_solves``). Writes
-bench/results/inverse.json and .md, with a breakdown by structure family.
+(``make bench-inverse`` runs the last two.) Two target sets, both from the companion
+set, which shares the default dataset's recipe but not one sample with it:
+
+(a) ``samples``: the property vectors (porosity and the K diagonal, lattice units) of
+    ``--per-family`` companion samples of each family with percolating K;
+(b) ``midpoints``: midpoints in (porosity, log10 K) space between two companion
+    samples of one family (:func:`pvae.design_targets.midpoint_targets`).
+
+A design succeeds when its verified porosity is within 0.02 and every verified log10
+K_ii within 0.1 of the target (:data:`pvae.fidelity.TOLERANCE`). ``pvae`` is
+:func:`pvae.inverse.design` with the model's critic, starting from and compared with
+the model's *training split* only; the baseline returns the training-split sample
+whose labels are nearest to the target (standardized distance), scored with its own
+LBM labels. Time per target covers the whole design (optimisation, screening, novelty
+and every LBM verification). Writes ``bench/results/inverse.json`` and ``.md``.
 """
 
 import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import machine, run_line  # noqa: E402
 
 import pvae  # noqa: E402
-from pvae.inverse import (  # noqa: E402
-    InverseSettings,
-    dataset_targets,
-    design,
-    score_designs,
-    target_vector,
-)
+from pvae.critic import find_critic  # noqa: E402
+from pvae.design_pool import design_pool, lookup  # noqa: E402
+from pvae.design_targets import coverage_problems, dataset_targets, midpoint_targets  # noqa: E402
+from pvae.inverse import InverseSettings, design  # noqa: E402
+from pvae.novelty import NoveltyIndex  # noqa: E402
 from pvae.physics.lbm import LBMSettings  # noqa: E402
 from pvae.store import open_dataset  # noqa: E402
-from pvae.targets import target_values  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def nearest_baseline(loaded, store, train: list[int], target: dict) -> pd.DataFrame:
-    """The training sample nearest to the target, as a one-row design table."""
-    values = target_values(store, loaded.targets)[train]
-    goal = target_vector(target, loaded.targets)
-    distance = np.nansum(((values - goal) / np.array(loaded.normalizer.std)) ** 2, axis=1)
-    row = store.manifest.iloc[train[int(np.argmin(distance))]]
-    table = pd.DataFrame(
-        [
-            {
-                "sample_id": row["sample_id"],
-                "verified_porosity": row["porosity"],
-                **{f"verified_{k}": row[k] for k in ("k_xx", "k_yy", "k_zz")},
-                **{
-                    f"verified_log10_{k}": np.log10(row[k]) if row[k] > 0 else np.nan
-                    for k in ("k_xx", "k_yy", "k_zz")
-                },
-            }
-        ]
-    )
-    return score_designs(table, target)
+def target_sets(companion, per_family: int, midpoints: int, seed: int) -> dict:
+    """The two target sets as {name: [(id, family, target), ...]}."""
+    families = companion.manifest["family"]
+    samples = []
+    for family in sorted(set(families)):
+        rows = np.flatnonzero(families.to_numpy() == family)
+        samples += [(i, family, t) for i, t in dataset_targets(companion, rows, per_family)]
+    mids = [(i, families.iloc[companion.index_of(i.split("+")[0])], t)
+            for i, t in midpoint_targets(companion, midpoints, seed)]  # fmt: skip
+    return {"samples": samples, "midpoints": mids}
+
+
+def summarize(frame: pd.DataFrame) -> dict:
+    """Success rates (overall and per family), cost and novelty of one target set."""
+
+    def rates(part):
+        return {
+            "targets": len(part),
+            "success_rate": float(part["success"].mean()),
+            "baseline_success_rate": float(part["baseline_success"].mean()),
+        }
+
+    return {
+        **rates(frame),
+        "median_score": float(frame["score"].median()),
+        "baseline_median_score": float(frame["baseline_score"].median()),
+        "median_novelty": float(frame["novelty"].median()),
+        "seconds_per_target": float(frame["seconds"].mean()),
+        "max_seconds": float(frame["seconds"].max()),
+        "lbm_solves_per_target": float(frame["lbm_solves"].mean()),
+        "max_lbm_solves": int(frame["lbm_solves"].max()),
+        "outside_training_range": int(frame["outside_training_range"].sum()),
+        "by_family": {f: rates(part) for f, part in frame.groupby("family")},
+    }
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# Inverse-design benchmark",
+        "",
+        run_line(result),
+        "",
+        f"Model `{result['model']}`, critic `{result['critic']}`, pool: {result['pool']}. "
+        f"Targets from `{result['companion']}` (no sample shared with the training data).",
+        "",
+        "| target set | method | success | median score | median novelty | s per target "
+        "(max) | LBM solves per target (max) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in result["sets"].items():
+        lines.append(
+            f"| {name} ({s['targets']}) | pvae inverse, LBM-verified | {s['success_rate']:.0%} | "
+            f"{s['median_score']:.2f} | {s['median_novelty']:.2f} | "
+            f"{s['seconds_per_target']:.1f} ({s['max_seconds']:.0f}) | "
+            f"{s['lbm_solves_per_target']:.1f} ({s['max_lbm_solves']}) |"
+        )
+        lines.append(
+            f"| {name} ({s['targets']}) | nearest training sample | "
+            f"{s['baseline_success_rate']:.0%} | {s['baseline_median_score']:.2f} | 0 | - | - |"
+        )
+    lines += ["", "| target set | family | targets | pvae | nearest sample |",
+              "|---|---|---:|---:|---:|"]  # fmt: skip
+    for name, s in result["sets"].items():
+        for family, f in s["by_family"].items():
+            lines.append(
+                f"| {name} | {family} | {f['targets']} | {f['success_rate']:.0%} | "
+                f"{f['baseline_success_rate']:.0%} |"
+            )
+    lines += ["", "Success: verified porosity within 0.02 and every log10 K_ii within 0.1 "
+              "decade of the target; score = largest error in tolerance units."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument(
-        "--dataset", type=Path, default=Path(__file__).parents[1] / "data" / "default"
-    )
-    parser.add_argument("--targets", type=int, default=20)
-    parser.add_argument("--candidates", type=int, default=8)
-    parser.add_argument("--starts", type=int, help="latent starts (default 4 x candidates)")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--model", type=Path, default=ROOT / "runs" / "design")
+    parser.add_argument("--companion", type=Path, default=ROOT / "bench/data/companion-s7")
+    parser.add_argument("--per-family", type=int, default=8, help="set (a) targets per family")
+    parser.add_argument("--midpoints", type=int, default=18, help="set (b) targets")
+    parser.add_argument("--seed", type=int, default=0, help="pairs of set (b)")
+    parser.add_argument("--sets", nargs="+", default=["samples", "midpoints"])
     parser.add_argument("--tol", type=float, default=1e-4, help="LBM verification tolerance")
     parser.add_argument("--max-steps", type=int, default=20_000, help="LBM steps cap per direction")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     loaded = pvae.load_model(args.model)
-    store = open_dataset(args.dataset)
-    splits = loaded.state["splits"]
-    targets = dataset_targets(store, splits["test"], args.targets)
-    settings = InverseSettings(candidates=args.candidates, starts=args.starts, steps=args.steps)
+    companion = open_dataset(args.companion)
+    pool = design_pool(loaded, open_dataset(loaded.dataset_path))
+    critic, critic_file = find_critic(args.model, loaded)
+    index = NoveltyIndex(pool.images())
+    settings = InverseSettings()
     lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
-    rows = []
-    for target_id, target in targets:
-        start = time.perf_counter()
-        table, _ = design(loaded, target, store, settings, lbm)
-        seconds = time.perf_counter() - start
-        base = nearest_baseline(loaded, store, splits["train"], target).iloc[0]
-        best = table.iloc[0]
-        rows.append(
-            {
-                "id": target_id,
-                "family": store.manifest["family"].iloc[store.index_of(target_id)],
-                **{f"target_{k}": v for k, v in target.items()},
-                "success": bool(best["success"]),
-                "score": float(best["score"]),
-                "verified_porosity": best["verified_porosity"],
-                "verified_k_xx": best["verified_k_xx"],
-                "texture": float(best["texture"]),
-                "lbm_solves": int(table["lbm_solves"].sum()),
-                "baseline_success": bool(base["success"]),
-                "baseline_score": float(base["score"]),
-                "seconds": seconds,
-            }
-        )
-        print(
-            f"{target_id}: pvae {'ok' if best['success'] else 'miss'} (score {best['score']:.2f}), "
-            f"nearest sample {'ok' if base['success'] else 'miss'} (score {base['score']:.2f}), "
-            f"{seconds:.1f} s",
-            flush=True,
-        )
-    frame = pd.DataFrame(rows)
+    sets = target_sets(companion, args.per_family, args.midpoints, args.seed)
     result = {
         "command": " ".join(["python", *sys.argv]),
         "machine": machine(),
         "model": str(args.model),
-        "dataset_fingerprint": store.fingerprint,
-        "targets": len(frame),
-        "candidates": args.candidates,
-        "success_rate": float(frame["success"].mean()),
-        "baseline_success_rate": float(frame["baseline_success"].mean()),
-        "median_score": float(frame["score"].median()),
-        "baseline_median_score": float(frame["baseline_score"].median()),
-        "seconds_per_target": float(frame["seconds"].mean()),
-        "lbm_solves_per_target": float(frame["lbm_solves"].mean()),
-        "by_family": {
-            family: {
-                "targets": len(part),
-                "success_rate": float(part["success"].mean()),
-                "baseline_success_rate": float(part["baseline_success"].mean()),
-            }
-            for family, part in frame.groupby("family")
-        },
-        "rows": frame.to_dict(orient="records"),
+        "critic": str(critic_file),
+        "pool": pool.description,
+        "companion": str(args.companion),
+        "companion_fingerprint": companion.fingerprint,
+        "settings": asdict(settings),
+        "sets": {},
+        "rows": {},
     }
+    for name in args.sets:
+        rows = []
+        for target_id, family, target in sets[name]:
+            start = time.perf_counter()
+            table, _ = design(loaded, target, pool, settings, lbm, critic=critic,
+                              novelty_index=index)  # fmt: skip
+            seconds = time.perf_counter() - start
+            best = table.iloc[0] if len(table) else pd.Series({"success": False, "score": np.inf})
+            rows.append({
+                "id": target_id, "family": family, **{f"target_{k}": v for k, v in target.items()},
+                "success": bool(best["success"]), "score": float(best["score"]),
+                "novelty": float(best.get("novelty", np.nan)), "start": best.get("start"),
+                **{c: float(best[c]) for c in table.columns if c.startswith("verified_")},
+                "lbm_solves": int(table["lbm_solves"].sum()) if len(table) else 0,
+                "seconds": seconds,
+                "outside_training_range": bool(coverage_problems(target, loaded.target_ranges)),
+                **lookup(loaded, pool, target),
+            })  # fmt: skip
+            row = rows[-1]
+            print(
+                f"{name} {target_id} ({family}): pvae {'ok' if row['success'] else 'miss'} "
+                f"(score {row['score']:.2f}, novelty {row['novelty']:.2f}, "
+                f"{row['lbm_solves']} LBM, {seconds:.0f} s); nearest sample "
+                f"{'ok' if row['baseline_success'] else 'miss'} ({row['baseline_score']:.2f})",
+                flush=True,
+            )
+        frame = pd.DataFrame(rows)
+        result["sets"][name] = summarize(frame)
+        result["rows"][name] = frame.to_dict(orient="records")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "inverse.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    families = "".join(
-        f"| {family} | {v['targets']} | {v['success_rate']:.0%} | "
-        f"{v['baseline_success_rate']:.0%} |\n"
-        for family, v in result["by_family"].items()
-    )
-    (args.out / "inverse.md").write_text(
-        f"# Inverse-design benchmark\n\n`{result['command']}` on {result['machine']['cpu']} "
-        f"({result['machine']['cores']} cores, load average "
-        f"{result['machine']['load_average_1min']:.1f} at the start).\n\n"
-        "| method | success (porosity ±0.02, log10 K ±0.1) | median score | time per target |\n"
-        "|---|---:|---:|---:|\n"
-        f"| pvae inverse design, LBM-verified ({args.candidates} candidates, "
-        f"{settings.start_count} starts; {result['lbm_solves_per_target']:.1f} LBM solves "
-        f"per target) | {result['success_rate']:.0%} of {len(frame)} | "
-        f"{result['median_score']:.2f} | {result['seconds_per_target']:.1f} s |\n"
-        f"| nearest training sample | {result['baseline_success_rate']:.0%} of {len(frame)} | "
-        f"{result['baseline_median_score']:.2f} | - |\n\n"
-        "| family | targets | pvae | nearest sample |\n|---|---:|---:|---:|\n" + families
-    )
-    print(
-        f"success {result['success_rate']:.0%} vs nearest-sample baseline "
-        f"{result['baseline_success_rate']:.0%}; {result['seconds_per_target']:.1f} s per target"
-    )
+    (args.out / "inverse.md").write_text(markdown(result))
+    for name, s in result["sets"].items():
+        print(
+            f"{name}: success {s['success_rate']:.0%} vs nearest sample "
+            f"{s['baseline_success_rate']:.0%}; median novelty {s['median_novelty']:.2f}; "
+            f"{s['seconds_per_target']:.1f} s and {s['lbm_solves_per_target']:.1f} LBM solves "
+            "per target"
+        )
 
 
 if __name__ == "__main__":

@@ -36,3 +36,13 @@ def result_header(dataset, store) -> dict:
         "dataset_fingerprint": store.fingerprint,
         "shape": list(store.shape),
     }
+
+
+def run_line(result: dict) -> str:
+    """Markdown line naming the command and the machine of a result (``command`` and
+    ``machine`` fields), with the load at the start."""
+    m = result["machine"]
+    return (
+        f"`{result['command']}` on {m['cpu']} ({m['cores']} cores, load average "
+        f"{m['load_average_1min']:.1f} at the start)."
+    )

@@ -76,10 +76,13 @@ def _asha(d):
 def _inverse(d):
     return [
         (
-            f"inverse design, {d['targets']} test targets",
-            f"{d['success_rate']:.0%} verified success vs {d['baseline_success_rate']:.0%} "
-            f"nearest-sample baseline, {d['seconds_per_target']:.1f} s/target",
+            f"inverse design, {s['targets']} unseen targets ({name})",
+            f"{s['success_rate']:.0%} verified success vs {s['baseline_success_rate']:.0%} "
+            f"nearest-training-sample baseline; median novelty {s['median_novelty']:.2f}; "
+            f"{s['seconds_per_target']:.1f} s and {s['lbm_solves_per_target']:.1f} LBM solves "
+            "per target",
         )
+        for name, s in d["sets"].items()
     ]
 
 

@@ -2,12 +2,14 @@
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,9 +83,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def json_safe(obj):
+    """``obj`` made strict-JSON: numpy scalars and arrays become Python values, NaN and
+    infinities become None, recursively through dicts, lists and tuples."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray | np.generic):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj) -> str:
+    """Indented, key-sorted strict JSON of ``obj`` (:func:`json_safe`)."""
+    return json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
+
+
 def atomic_write_json(path: str | Path, obj) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON atomically."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    """Write ``obj`` as indented, key-sorted strict JSON (:func:`json_safe`) atomically."""
+    return atomic_write_bytes(path, (json_text(obj) + "\n").encode())
 
 
 def atomic_write_parquet(

@@ -31,27 +31,37 @@ RECIPE = {
 }
 
 
+def recipe_parts(per_family: int | None = None) -> list[tuple[str, int]]:
+    """(family, count) of the recipe, or ``per_family`` samples of each family."""
+    return [(family, per_family or count) for family, count in RECIPE["parts"]]
+
+
 def synthesize_default(
-    out: str | Path, overwrite: bool = False, progress=None, seed: int | None = None
+    out: str | Path,
+    overwrite: bool = False,
+    progress=None,
+    seed: int | None = None,
+    per_family: int | None = None,
 ) -> Path:
     """The unlabelled default dataset (images and generator parameters only).
 
     ``seed`` other than the recipe's gives a companion set of the same families and
-    size with other samples (e.g. more training data for the surrogate).
+    size with other samples (e.g. more training data for the surrogate, or inverse-design
+    targets no model has seen); ``per_family`` makes it smaller or larger.
     """
-    parts = [(family, count, None) for family, count in RECIPE["parts"]]
+    parts = [(family, count, None) for family, count in recipe_parts(per_family)]
     seed = RECIPE["seed"] if seed is None else seed
     return synthesize_mix(parts, RECIPE["size"], seed, out, overwrite=overwrite, progress=progress)
 
 
-def _matches_recipe(root: Path, seed: int) -> bool:
+def _matches_recipe(root: Path, seed: int, per_family: int | None) -> bool:
     """Whether ``root`` already holds the recipe's images (then labelling resumes there)."""
     try:
         metadata = open_dataset(root).metadata
     except PvaeError:
         return False
     parts = [(p["family"], p["count"]) for p in metadata.get("families", [])]
-    return metadata.get("seed") == seed and parts == [tuple(p) for p in RECIPE["parts"]]
+    return metadata.get("seed") == seed and parts == recipe_parts(per_family)
 
 
 def build_default(
@@ -59,12 +69,14 @@ def build_default(
     workers: int | None = None,
     progress=None,
     seed: int | None = None,
+    per_family: int | None = None,
 ) -> dict:
     """Synthesize and LBM-label the default dataset, then record its fingerprint.
 
     An interrupted build resumes: existing images of the recipe are kept and the
     labelling journal skips finished samples. With another ``seed`` (and ``out``) it
-    builds a companion set by the same recipe; only the default is recorded.
+    builds a companion set by the same recipe, optionally with ``per_family`` samples
+    of each family; only the default is recorded.
 
     Returns
     -------
@@ -77,15 +89,15 @@ def build_default(
 
     out = Path(out)
     seed = RECIPE["seed"] if seed is None else seed
-    if out.resolve() == DEFAULT_DATASET and seed != RECIPE["seed"]:
-        raise PvaeError(f"{out}: the default dataset has seed {RECIPE['seed']}; give --out")
-    if not _matches_recipe(out, seed):
-        synthesize_default(out, overwrite=True, progress=progress, seed=seed)
+    if out.resolve() == DEFAULT_DATASET and (seed != RECIPE["seed"] or per_family):
+        raise PvaeError(f"{out}: the default dataset is built by its recipe alone; give --out")
+    if not _matches_recipe(out, seed, per_family):
+        synthesize_default(out, True, progress, seed, per_family)
     settings = LBMSettings(**RECIPE["lbm"])
     label_dataset(out, settings, workers=workers, device="cpu", progress=progress)
     summary = open_dataset(out).summary()
     record = {
-        "recipe": RECIPE | {"seed": seed},
+        "recipe": RECIPE | {"seed": seed, "parts": recipe_parts(per_family)},
         "fingerprint": summary["fingerprint"],
         "summary": summary,
     }

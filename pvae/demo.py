@@ -176,15 +176,20 @@ def main(argv: list[str] | None = None) -> int:
 
     stage("7/8 inverse design of test-split properties, verified by LBM")
     if not (out / "inverse" / "summary.json").is_file():
-        from pvae.inverse import InverseSettings, dataset_targets
+        from pvae.critic import find_critic
+        from pvae.design_pool import design_pool
+        from pvae.design_targets import dataset_targets
+        from pvae.inverse import InverseSettings
         from pvae.inverse_report import run_inverse
         from pvae.physics.lbm import LBMSettings
 
         targets = dataset_targets(store, splits["test"], args.targets)
         lbm = LBMSettings(tol=float(VERIFY[1]), max_steps=int(VERIFY[3]))
-        run_inverse(
-            loaded, targets, out / "inverse", store, InverseSettings(candidates=CANDIDATES), lbm
-        )
+        critic, critic_file = find_critic(bundle, loaded)
+        settings = InverseSettings(candidates=CANDIDATES, starts=4 * CANDIDATES)
+        pool = design_pool(loaded, store)  # the training split: test targets stay unseen
+        run_inverse(loaded, targets, out / "inverse", pool, settings, lbm, critic=critic,
+                    critic_file=critic_file, overwrite=True)  # fmt: skip
     inverse = json.loads((out / "inverse" / "summary.json").read_text())
     import pandas as pd
 
@@ -193,10 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         if row.status == "designed":
             wanted = "/".join(f"{getattr(row, f'target_k_{a}{a}'):.3g}" for a in "xyz")
             got = "/".join(f"{getattr(row, f'verified_k_{a}{a}'):.3g}" for a in "xyz")
+            lookup = "success" if row.baseline_success else "miss"
             print(
                 f"target {row.id}: porosity {row.target_porosity:.3f} -> verified "
                 f"{row.verified_porosity:.3f}; K_xx/yy/zz {wanted} -> LBM {got} "
-                f"(score {row.score:.2f}: {'success' if row.success else 'miss'})"
+                f"(score {row.score:.2f}: {'success' if row.success else 'miss'}; "
+                f"novelty {row.novelty:.2f}; nearest training sample {row.baseline_sample}: "
+                f"{lookup}, score {row.baseline_score:.2f})"
             )
         else:
             print(f"target {row.id}: {row.status} ({row.note})")
@@ -227,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "inverse design success",
-            f"{rate:.0%} of {inverse['designed']}" if rate is not None else "n/a",
+            f"{rate:.0%} of {inverse['targets']} (nearest training sample "
+            f"{inverse['baseline_success_rate']:.0%}), median novelty "
+            f"{inverse['median_novelty'] or 0:.2f}"
+            if rate is not None
+            else "n/a",
         ),
         ("time", f"{time.perf_counter() - start:.0f} s"),
     ]

@@ -5,7 +5,7 @@ A pVAE's regressor predicts properties from the latent mean, but a design is the
 
 1. encode a labelled sample, decode its latent mean (z = mu);
 2. binarize the logits at the sample's own porosity, to the voxel
-   (:func:`pvae.texture.binarize_at`), so porosity is exact;
+   (:func:`pvae.imaging.binarize.binarize_at`), so porosity is exact;
 3. measure the decoded structure's permeability diagonal, by LBM or by a CNN
    surrogate ensemble (:mod:`pvae.surrogate`), and compare it with the sample's:
    ``|log10 K_ii(decoded) - log10 K_ii(source)|`` in decades. By LBM, K(source) is the
@@ -29,12 +29,12 @@ import torch
 
 from pvae.device import resolve_device
 from pvae.errors import PvaeError
+from pvae.imaging.binarize import binarize_at
 from pvae.physics.lbm import LBMSettings
 from pvae.store.layout import SURROGATE
 from pvae.store.manifest import K_DIAGONAL
 from pvae.store.reader import open_dataset
 from pvae.surrogate import SurrogateEnsemble, load_surrogate
-from pvae.texture import binarize_at
 from pvae.verification import verify_structures
 
 TOLERANCE = {"porosity": 0.02, "log10": 0.1}

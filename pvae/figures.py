@@ -116,7 +116,10 @@ def designs_plot(images: np.ndarray, table, target: dict, path: Path, show: int 
         axes[0, j].imshow(images[j][images.shape[1] // 2], cmap="gray", vmin=0, vmax=1)
         axes[0, j].set_xticks([])
         axes[0, j].set_yticks([])
-        lines = [f"rank {row['rank']} ({'ok' if row['success'] else 'miss'})"]
+        lines = [
+            f"rank {row['rank']} ({'ok' if row['success'] else 'miss'}), "
+            f"novelty {row['novelty']:.2f}"
+        ]
         for prop in target:
             lines.append(
                 f"{prop}: pred {row[f'predicted_{prop}']:.3g} / LBM {row[f'verified_{prop}']:.3g}"

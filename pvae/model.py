@@ -160,7 +160,7 @@ class PVAE(nn.Module):
         """(B, latent_dim) -> voxel logits (B, 1, D, H, W) of the pore phase.
 
         Binarize with :func:`pvae.inference.binarize_logits` (porosity-preserving) or
-        :func:`pvae.texture.binarize_at` (at a given porosity).
+        :func:`pvae.imaging.binarize.binarize_at` (at a given porosity).
         """
         h = self.from_latent(self._grid(z)).view(-1, self.decoder_widths[-1], *self.shapes[-1])
         h = self.bottom(h)

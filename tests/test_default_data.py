@@ -37,6 +37,11 @@ def test_companion_set_has_other_samples_of_the_same_recipe(tmp_path):
     assert companion.manifest["sample_id"].iloc[0].endswith("-s7-00000")
     with pytest.raises(PvaeError, match="give --out"):
         build_default(DEFAULT_DATASET, seed=7)
+    small = open_dataset(synthesize_default(tmp_path / "small", False, False, 7, per_family=3))
+    assert small.summary()["families"] == {"channels": 3, "spheres": 3, "foam": 3}
+    assert set(small.manifest["sample_id"]).isdisjoint(committed.manifest["sample_id"])
+    with pytest.raises(PvaeError, match="give --out"):
+        build_default(DEFAULT_DATASET, per_family=3)
 
 
 @pytest.mark.slow

@@ -16,6 +16,17 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
         assert f"== {stage}/8" in printed
     assert "best trial" in printed and "inverse design success" in printed
     assert "fidelity of decoded structures (LBM)" in printed
+    designs = pd.read_parquet(out / "inverse" / "summary.parquet")
+    row = designs.iloc[0]
+    if row["status"] == "designed":  # the demo prints the design beside the lookup baseline
+        line = f"novelty {row['novelty']:.2f}; nearest training sample {row['baseline_sample']}"
+    else:
+        line = f"target {row['id']}: {row['status']}"
+    assert line in printed
+    splits = json.loads((out / "models" / "production" / "bundle.json").read_text())["splits"]
+    ids = pd.read_parquet(data / "manifest.parquet")["sample_id"]
+    assert row["baseline_sample"] in set(ids.iloc[splits["train"]])  # lookup in training data
+    assert (out / "models" / "production" / "critic.pt").is_file()  # the dataset's, exported
     study = json.loads((out / "study" / "study.json").read_text())
     assert study["status"] == "complete" and study["smoke"]
     history = pd.read_parquet(out / "study" / "history.parquet")

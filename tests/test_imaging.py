@@ -7,6 +7,7 @@ from PIL import Image
 
 from pvae.errors import PvaeError
 from pvae.imaging import Binarization, binarize, read_grey, read_image, write_bmp_stack, write_image
+from pvae.imaging.binarize import binarize_at
 
 
 @pytest.fixture
@@ -97,3 +98,14 @@ def test_bad_images(tmp_path, volume):
         read_grey(tmp_path / "x.png")
     with pytest.raises(PvaeError, match="no such file"):
         read_grey(tmp_path / "missing.npy")
+
+
+def test_binarize_at_hits_the_pore_count_exactly(rng):
+    values = rng.normal(size=(9, 10, 11))
+    values[0, 0, :4] = 0.0  # ties
+    for porosity in (0.0, 0.013, 0.5, 0.731, 1.0):
+        image = binarize_at(values, porosity)
+        assert image.dtype == bool and image.shape == values.shape
+        assert image.sum() == round(porosity * values.size)
+    image = binarize_at(values, 0.3)
+    assert values[image].min() >= values[~image].max()  # the largest values are pore

@@ -92,6 +92,11 @@ def register(commands) -> None:
         type=int,
         help="a companion set by the same recipe with another seed (needs --out)",
     )
+    build.add_argument(
+        "--per-family",
+        type=int,
+        help="samples of each family in a companion set (default: the recipe's)",
+    )
     add_progress(build)
     build.set_defaults(run=run_build_default)
 
@@ -200,7 +205,10 @@ def run_label_surrogate(args) -> None:
 def run_build_default(args) -> None:
     from pvae.default_data import DEFAULT_DATASET, build_default
 
-    record = build_default(args.out or DEFAULT_DATASET, args.workers, args.progress, args.seed)
+    if args.per_family is not None and args.per_family < 1:
+        raise PvaeError(f"--per-family {args.per_family}: need at least 1")
+    out = args.out or DEFAULT_DATASET
+    record = build_default(out, args.workers, args.progress, args.seed, args.per_family)
     print(f"built {record['summary']['count']} samples, fingerprint {record['fingerprint']}")
 
 

@@ -1,6 +1,5 @@
 """``pvae latent``, ``pvae interpolate`` and ``pvae inverse``: using a trained model."""
 
-import argparse
 from pathlib import Path
 
 from pvae.cli.options import add_lbm, add_progress, lbm_settings, print_json
@@ -11,16 +10,6 @@ def _add_model(parser, dataset_help: str) -> None:
         "--model", type=Path, required=True, help="checkpoint file, training run or bundle"
     )
     parser.add_argument("--dataset", type=Path, help=dataset_help)
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)`` (argparse type)."""
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}"
-        ) from None
 
 
 def register(commands) -> None:
@@ -45,7 +34,11 @@ def register(commands) -> None:
     interp.set_defaults(run=run_interpolate)
 
     inverse = commands.add_parser("inverse", help="structures with target properties, LBM-verified")
-    _add_model(inverse, "dataset whose nearest samples seed the search (default: the model's)")
+    _add_model(
+        inverse,
+        "dataset to start from and compare with (default: the model's training split; "
+        "the model's own dataset always contributes only its training split)",
+    )
     inverse.add_argument(
         "--target",
         action="append",
@@ -57,45 +50,35 @@ def register(commands) -> None:
         "--targets", type=Path, help="CSV of many targets (research or plain layout)"
     )
     inverse.add_argument(
-        "--candidates", type=int, default=8, help="designs verified by LBM and reported per target"
+        "--critic",
+        type=Path,
+        help="surrogate bundle scoring decoded structures (default: critic.pt beside the "
+        "model, else the training dataset's surrogate.pt)",
     )
-    inverse.add_argument(
-        "--starts",
-        type=int,
-        help="latent starts optimised and screened per target (default 4 x --candidates)",
-    )
-    inverse.add_argument("--steps", type=int, default=200, help="optimisation steps")
-    inverse.add_argument("--prior-weight", type=float, default=0.02)
-    inverse.add_argument(
-        "--consistency-weight",
-        type=float,
-        default=0.0,
-        help="encode-decode consistency term (research code); 0 = off",
-    )
-    inverse.add_argument(
-        "--textures",
-        type=_floats,
-        metavar="S1,S2,...",
-        help="texture amplitudes screened per candidate, logit units; 0 = plain decode "
-        "(default 0,0.25,0.5,0.75,1,1.5,2,3,4)",
-    )
-    inverse.add_argument(
-        "--texture-length",
-        type=float,
-        help="texture correlation length, voxels (default 1)",
-    )
-    inverse.add_argument(
-        "--refine",
-        type=int,
-        help="rounds of LBM-guided texture correction (default 2)",
-    )
-    inverse.add_argument("--seed", type=int, default=0)
+    tuning = inverse.add_argument_group("search (defaults: pvae.inverse.InverseSettings)")
+    for flag, kind, text in (
+        ("--candidates", int, "finalists verified by LBM and reported per target"),
+        ("--starts", int, "latent starts optimised per target"),
+        ("--neighbours", int, "nearest pool samples whose latents span the search"),
+        ("--steps", int, "optimisation steps"),
+        ("--critic-weight", float, "weight of the critic's error on the decoded structure"),
+        ("--regressor-weight", float, "weight of the regressor's error at z"),
+        ("--prior-weight", float, "weight of |z|^2 / L"),
+        ("--consistency-weight", float, "encode-decode consistency term (research code)"),
+        ("--lbm-budget", int, "LBM verifications per target, at most"),
+        ("--min-novelty", float, "reject finalists closer than this to a pool sample"),
+        ("--seed", int, "seed of the starts"),
+    ):
+        tuning.add_argument(flag, type=kind, help=text)
     inverse.add_argument(
         "--allow-extrapolation",
         action="store_true",
         help="attempt targets outside the training data",
     )
     inverse.add_argument("--out", type=Path, default=Path("designs"))
+    inverse.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty --out folder"
+    )
     inverse.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_lbm(inverse)
     add_progress(inverse)
@@ -150,65 +133,76 @@ def run_interpolate(args) -> None:
     print(f"volumes, path.parquet and interpolation.png in {args.out}")
 
 
+SEARCH = ("candidates", "starts", "neighbours", "steps", "critic_weight", "regressor_weight",
+          "prior_weight", "consistency_weight", "lbm_budget", "min_novelty", "seed")  # fmt: skip
+
+
+def _verdict(row) -> str:
+    """One line per designed target: verified values, novelty and the lookup baseline."""
+    wanted = {k.removeprefix("target_"): v for k, v in row.items() if k.startswith("target_")}
+    got = ", ".join(
+        f"{k} {row[f'verified_{k}']:.4g} (target {v:g}, predicted {row[f'predicted_{k}']:.4g})"
+        for k, v in wanted.items()
+    )
+    verdict = "verified within tolerance" if row["success"] else "best candidate misses"
+    line = f"{row['id']}: {verdict}: LBM/exact {got}; novelty {row['novelty']:.2f}"
+    if isinstance(row.get("baseline_sample"), str):
+        lookup = "within tolerance" if row["baseline_success"] else "misses"
+        line += f"; nearest sample {row['baseline_sample']} {lookup}"
+    return line
+
+
 def run_inverse(args) -> int:
+    import warnings
+
+    from pvae.critic import critic_candidates, find_critic
+    from pvae.design_pool import design_pool
+    from pvae.design_targets import parse_target, targets_from_csv
     from pvae.errors import PvaeError
-    from pvae.inverse import InverseSettings, parse_target, targets_from_csv
+    from pvae.inverse import InverseSettings
     from pvae.inverse_report import run_inverse as run
+    from pvae.warnings import PvaeWarning
 
     if bool(args.target) == bool(args.targets):
         raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv")
     targets = (
         targets_from_csv(args.targets) if args.targets else [("target", parse_target(args.target))]
     )
-    optional = {
-        name: getattr(args, name)
-        for name in ("textures", "texture_length", "refine")
-        if getattr(args, name) is not None
-    }
-    settings = InverseSettings(
-        candidates=args.candidates,
-        starts=args.starts,
-        steps=args.steps,
-        prior_weight=args.prior_weight,
-        consistency_weight=args.consistency_weight,
-        seed=args.seed,
-        **optional,
-    )
+    given = {name: getattr(args, name) for name in SEARCH if getattr(args, name) is not None}
+    if "candidates" in given and "starts" not in given:
+        given["starts"] = max(given["candidates"], InverseSettings.starts)
+    if "candidates" in given and "lbm_budget" not in given:
+        given["lbm_budget"] = max(given["candidates"], InverseSettings.lbm_budget)
+    settings = InverseSettings(**given)
     loaded, store, device = _load(args)
-    summary = run(
-        loaded,
-        targets,
-        args.out,
-        store,
-        settings,
-        lbm_settings(args),
-        device,
-        args.allow_extrapolation,
-        args.progress,
-    )
+    pool = design_pool(loaded, store)
+    critic, critic_file = find_critic(args.model, loaded, args.critic, device)
+    if critic is None:
+        looked = " or ".join(str(p) for p in critic_candidates(args.model, loaded))
+        warnings.warn(
+            f"no critic at {looked}: designing with the regressor alone (pass --critic FILE)",
+            PvaeWarning,
+            stacklevel=1,
+        )
+    summary = run(loaded, targets, args.out, pool, settings, lbm_settings(args), device,
+                  args.allow_extrapolation, args.progress, critic, critic_file,
+                  args.overwrite)  # fmt: skip
     designed = summary[summary["status"] == "designed"]
     if args.json:
         print_json(summary.to_dict(orient="records"))
         return 0 if len(designed) else 1
-    for row in summary.itertuples():
-        if row.status != "designed":
-            print(f"{row.id}: not attempted, {row.note}")
-            continue
-        verdict = (
-            "verified within tolerance" if row.success else "best candidate misses the tolerance"
+    for row in summary.to_dict(orient="records"):
+        if row["status"] == "designed":
+            print(_verdict(row))
+        elif row["status"] == "outside_training_data":
+            print(f"{row['id']}: not attempted, {row['note']}")
+        else:
+            print(f"{row['id']}: no design, {row['note']}")
+    if len(summary) > 1:
+        attempted = summary[summary["status"] != "outside_training_data"]
+        print(
+            f"success rate {attempted['success'].mean():.0%} of {len(attempted)} targets "
+            f"(nearest pool sample: {attempted['baseline_success'].mean():.0%})"
         )
-        wanted = {
-            k.removeprefix("target_"): getattr(row, k)
-            for k in summary.columns
-            if k.startswith("target_")
-        }
-        got = ", ".join(
-            f"{k} {getattr(row, f'verified_{k}'):.4g} (target {v:g}, predicted "
-            f"{getattr(row, f'predicted_{k}'):.4g})"
-            for k, v in wanted.items()
-        )
-        print(f"{row.id}: {verdict}: LBM/exact {got}")
-    if len(designed) > 1:
-        print(f"success rate {designed['success'].mean():.0%} of {len(designed)} designed targets")
     print(f"designs in {args.out}")
     return 0 if len(designed) else 1

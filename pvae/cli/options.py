@@ -1,9 +1,9 @@
 """Command-line options shared by several sub-commands."""
 
 import argparse
-import json
 import sys
 
+from pvae.atomic import json_text
 from pvae.imaging.binarize import Binarization
 
 
@@ -35,9 +35,8 @@ def add_progress(parser) -> None:
 
 
 def print_json(obj) -> None:
-    """Print indented JSON to stdout."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+    """Print indented strict JSON to stdout (NaN and infinities as null)."""
+    sys.stdout.write(json_text(obj) + "\n")
 
 
 def add_lbm(parser) -> None:

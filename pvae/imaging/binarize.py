@@ -5,6 +5,9 @@ the brighter one is pore (white = pore, as in the research code's BMP stacks). A
 volume holding a single value is pore if that value is non-zero. ``--pore-value V``
 names the value that means pore; ``--threshold T`` accepts grey volumes and calls
 every voxel with value >= T pore. ``--invert`` swaps pore and solid after any rule.
+
+:func:`binarize_at` thresholds a field (decoder logits) at a given pore fraction instead,
+exact to the voxel: how generated structures are made to have a target porosity.
 """
 
 from dataclasses import dataclass
@@ -90,3 +93,26 @@ def binarize(grey: np.ndarray, rule: Binarization, source: str | Path) -> np.nda
         else:
             pore = np.full(grey.shape, bool(values[0] != 0))
     return ~pore if rule.invert else np.ascontiguousarray(pore)
+
+
+def binarize_at(values: np.ndarray, porosity: float) -> np.ndarray:
+    """The ``round(porosity * size)`` largest voxels of ``values`` as pore (True).
+
+    Ties are broken by voxel order, so the pore count is exact.
+
+    Parameters
+    ----------
+    values : np.ndarray, shape (D, H, W)
+    porosity : float
+        Pore fraction in [0, 1].
+
+    Returns
+    -------
+    np.ndarray of bool, shape (D, H, W)
+    """
+    flat = values.ravel()
+    pores = int(round(float(np.clip(porosity, 0.0, 1.0)) * flat.size))
+    image = np.zeros(flat.size, dtype=bool)
+    if pores:
+        image[np.argpartition(-flat, pores - 1, kind="introselect")[:pores]] = True
+    return image.reshape(values.shape)

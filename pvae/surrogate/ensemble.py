@@ -20,7 +20,7 @@ from pvae.errors import PvaeError
 from pvae.physics.connectivity import percolates
 from pvae.progress import progress_bar
 from pvae.store.reader import VoxelStore
-from pvae.surrogate.logtensor import LogNormalizer, exp_tensor
+from pvae.surrogate.logtensor import LN10, LogNormalizer, exp_tensor, to_matrix
 from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig
 
 BUNDLE_FORMAT = "pvae-surrogate-1"
@@ -97,7 +97,7 @@ class SurrogateEnsemble:
         self.states = states
         self.input_shape = tuple(info["input_shape"])
         self.device = torch.device(device)
-        self.network = FusedEnsembleCNN(config, states).to(self.device).eval()
+        self.network = FusedEnsembleCNN(config, states).to(self.device).eval().requires_grad_(False)
 
     @property
     def n_members(self) -> int:
@@ -184,6 +184,29 @@ class SurrogateEnsemble:
             percolating=perc,
             porosity=porosity.double().cpu().numpy(),
         )
+
+    def log10_k_diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable log10 K_ii of images, for optimising what a decoder produces.
+
+        Every direction is taken as percolating (a soft image has no connectivity);
+        :meth:`predict` is the answer for a finished binary structure.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, 1, Z, Y, X)
+            Pore indicator in [0, 1] (binary, or straight-through binarized), axes
+            (z, y, x), on this ensemble's device.
+
+        Returns
+        -------
+        torch.Tensor of float32, shape (B, 3)
+            log10 K_xx, K_yy, K_zz (lattice units, superficial) of the ensemble-mean
+            log tensor, the same reduction as :meth:`predict`.
+        """
+        z6 = self.network(x, x.mean(dim=(1, 2, 3, 4))).mean(dim=0)  # (B, 6) standardized
+        s = to_matrix(self.normalizer.decode(z6).double()) * LN10  # (B, 3, 3) ln K
+        k = torch.diagonal(torch.linalg.matrix_exp(s), dim1=-2, dim2=-1)  # (B, 3)
+        return (k.log() / LN10).float()
 
     def predict_store(
         self, store: VoxelStore, indices=None, batch_size: int = 64, progress=None

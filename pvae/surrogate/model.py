@@ -172,12 +172,14 @@ def image_scalars(x: torch.Tensor, porosity: torch.Tensor) -> torch.Tensor:
     """Porosity, its log10 and log10 face densities along x, y, z of (B, 1, D, H, W) -> (B, 5).
 
     The face density along axis i is the fraction of voxels whose neighbour along i
-    (periodically) is of the other phase; it is floored at half a face per image.
+    (periodically) is of the other phase; it is floored at half a face per image. It is
+    computed as the mean of ``|x - x shifted|``, which is that fraction for a binary
+    image and differentiable for a soft one (inverse design's critic).
     """
     porosity = porosity.to(x.dtype)
     floor = 0.5 / x[0].numel()
     faces = [
-        (x != x.roll(1, dims=dim)).to(x.dtype).mean(dim=(1, 2, 3, 4)).clamp_min(floor)
+        (x - x.roll(1, dims=dim)).abs().mean(dim=(1, 2, 3, 4)).clamp_min(floor)
         for dim in (4, 3, 2)  # array axes of x, y, z
     ]
     logs = torch.stack([porosity.clamp_min(floor), *faces], dim=1).log10()
