@@ -151,8 +151,9 @@ def midpoint_targets(
 ) -> list[tuple[str, dict[str, float]]]:
     """Targets between two samples of one family: midpoints in (porosity, log10 K) space.
 
-    Pairs are drawn (seeded) from samples whose K percolates in every direction, the
-    families taken in turn, so a target lies where the family's data has no sample.
+    Distinct pairs are drawn (seeded) from samples whose K percolates in every
+    direction, the families taken in turn, so a target lies where the family's data
+    has no sample.
 
     Returns
     -------
@@ -162,12 +163,19 @@ def midpoint_targets(
     table = table[(table[list(K_TARGETS)] > 0).all(axis=1)]
     families = sorted(set(table["family"]))
     rng = np.random.default_rng(seed)
-    targets = []
+    targets, used = [], set()
     for i in range(count):
         part = table[table["family"] == families[i % len(families)]]
         if len(part) < 2:
             continue
-        a, b = part.iloc[rng.choice(len(part), 2, replace=False)].itertuples()
+        for _ in range(100):  # a pair not drawn before (in either order)
+            pair = frozenset(rng.choice(len(part), 2, replace=False).tolist())
+            if pair not in used:
+                break
+        else:
+            continue
+        used.add(pair)
+        a, b = part.iloc[sorted(pair)].itertuples()
         target = {"porosity": (a.porosity + b.porosity) / 2} | {
             k: math.sqrt(getattr(a, k) * getattr(b, k)) for k in K_TARGETS
         }

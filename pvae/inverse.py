@@ -4,13 +4,18 @@ For a target such as ``porosity=0.7, k_xx=2.0`` (permeability in lattice units,
 superficial convention):
 
 1. **Starts** come from the design pool (:mod:`pvae.design_pool`: the model's training
-   split, never the samples it is judged on): the latent means of the ``neighbours``
-   pool samples whose labels are nearest to the target span the search, z = w B, and
-   the starts are those samples (one-hot w) and midpoints between pairs of them. In the
-   full latent space the optimiser finds structures that fool the critic (LBM measured
-   0.2 to 0.5 decade below what it predicted); in the span of real samples' latents its
-   judgement holds.
-2. **Optimisation.** Adam on w minimises, per start,
+   split, never the samples it is judged on). The ``parents`` (sample, axis permutation)
+   pairs whose labels come nearest to the target are encoded, and ``mixtures``
+   candidates recombine them (:mod:`pvae.recombination`: a parent with a slab displaced
+   along its normal, or two parents layered). Each is decoded, binarized at the target
+   porosity and screened by the critic, corrected by its parents' residual (their LBM
+   label minus the critic's score of them); the best ``starts`` that can still be new
+   (their overlap with their own parents leaves room for ``min_novelty``) are
+   optimised. In the full latent space the optimiser finds structures that fool the
+   critic (LBM measured 0.2 to 0.5 decade below what it predicted); in the span of
+   real samples' latents its judgement holds.
+2. **Optimisation.** Adam on w, the start's weights over its two parents in each
+   region of the crossover (z = w B), minimises, per start,
    ``critic_weight * e_critic + regressor_weight * e_regressor + prior_weight |z|^2 / L``:
    ``e_critic`` is the mean squared error, in tolerance units (0.1 decade), of the
    critic's log10 K_ii of decode(z) binarized at the target porosity
@@ -20,13 +25,17 @@ superficial convention):
    then screens the structures).
 3. **Finalists.** Every optimised z is decoded and binarized at the target porosity
    (exact to one voxel); the critic scores the binary structures (with their
-   connectivity), and the best ``candidates`` whose novelty
+   connectivity), corrected by the start's parent residual, and the best ``candidates``
+   (:func:`_ranking`) whose novelty
    (:mod:`pvae.novelty`) is at least ``min_novelty`` go on.
 4. **Physics decides.** LBM verifies the finalists. While no finalist succeeds and the
-   LBM budget allows, each failed finalist is re-optimised toward the target shifted by
-   its verified-minus-critic offset (the critic's local bias, measured) and verified
-   again, keeping the better structure. Candidates are ranked by the *verified* error in
-   tolerance units (porosity 0.02, log10 K 0.1): a score <= 1 is a success.
+   LBM budget allows, the critic's remaining bias on this target's structures
+   (verified minus expected log10 K, averaged over every verification so far) is added
+   to the estimates of all candidates not yet verified (the other optimised starts and
+   every screened recombination), and the best of them are verified for the failed
+   finalists, each keeping its better structure. Candidates are ranked by the
+   *verified* error in tolerance units (porosity 0.02, log10 K 0.1): a score <= 1 is a
+   success.
 
 Targets outside the range of the training data are reported as such and not attempted.
 """
@@ -39,20 +48,21 @@ import pandas as pd
 import torch
 
 from pvae.critic import straight_through
-from pvae.design_pool import DesignPool, nearest_rows
+from pvae.design_pool import DesignPool, nearest_parents
 from pvae.design_targets import K_TARGETS, PROPERTIES, k_targets, score_designs, target_vector
 from pvae.errors import PvaeError
 from pvae.fidelity import TOLERANCE
 from pvae.imaging.binarize import binarize_at
-from pvae.inference import infer
 from pvae.latent import decode_logits, predict_images
 from pvae.loading import LoadedModel
 from pvae.novelty import NoveltyIndex
 from pvae.physics.lbm import LBMSettings
+from pvae.recombination import encode_parents, parent_overlap, recombine
 from pvae.surrogate import SurrogateEnsemble
 from pvae.verification import verify_structures
 
 NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
+POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,13 @@ class InverseSettings:
     candidates : int
         Finalists verified by LBM and reported per target.
     starts : int
-        Latent starts optimised per target (>= ``candidates``).
-    neighbours : int
-        Pool samples nearest to the target whose latents span the search (z = w B).
-    nearest_fraction : float
-        Share of starts that are those samples themselves; the rest are midpoints
-        between pairs of them (prior draws of z without a pool).
+        Latent starts optimised per target (>= ``candidates``): the best of the
+        screened mixtures (prior draws of z without a pool).
+    parents : int
+        (Pool sample, axis permutation) pairs nearest to the target by their labels
+        whose latents span the search (:mod:`pvae.recombination`).
+    mixtures : int
+        Two-parent mixtures screened by the critic per target.
     steps : int
         Adam steps on z.
     lr : float
@@ -81,18 +92,20 @@ class InverseSettings:
     temperature : float
         Logit scale of the straight-through binarization's gradient.
     lbm_budget : int
-        LBM verifications per target, at most (the first round verifies ``candidates``).
-    refine_steps : int
-        Adam steps of each re-optimisation after a failed verification.
+        LBM verifications per target, at most (the first round verifies ``candidates``;
+        later rounds verify re-ranked candidates while none succeeds).
     min_novelty : float
         Finalists must have novelty >= this (0 = report novelty, reject nothing).
+    screen_slack : float
+        Critic-screened errors up to this (tolerance units) count as equal when
+        ranking candidates; among them the most novel go first.
     seed : int
     """
 
     candidates: int = 4
     starts: int = 16
-    neighbours: int = 6
-    nearest_fraction: float = 0.5
+    parents: int = 8
+    mixtures: int = 256
     steps: int = 30
     lr: float = 0.05
     critic_weight: float = 1.0
@@ -101,8 +114,8 @@ class InverseSettings:
     consistency_weight: float = 0.0
     temperature: float = 1.0
     lbm_budget: int = 12
-    refine_steps: int = 20
     min_novelty: float = 0.0
+    screen_slack: float = 0.5
     seed: int = 0
 
     def __post_init__(self):
@@ -111,11 +124,11 @@ class InverseSettings:
             problems.append("candidates >= 1")
         if self.starts < self.candidates:
             problems.append("starts >= candidates")
-        if self.neighbours < 1:
-            problems.append("neighbours >= 1")
-        if not 0 <= self.nearest_fraction <= 1:
-            problems.append("nearest_fraction in [0, 1]")
-        if self.steps < 0 or self.refine_steps < 0:
+        if self.parents < 1:
+            problems.append("parents >= 1")
+        if self.mixtures < self.starts:
+            problems.append("mixtures >= starts")
+        if self.steps < 0:
             problems.append("steps >= 0")
         if not self.lr > 0 or not self.temperature > 0:
             problems.append("lr and temperature > 0")
@@ -127,47 +140,165 @@ class InverseSettings:
             problems.append("lbm_budget >= candidates")
         if not 0 <= self.min_novelty < 1:
             problems.append("min_novelty in [0, 1)")
+        if not 0 <= self.screen_slack <= 1:
+            problems.append("screen_slack in [0, 1]")
         if problems:
             raise PvaeError(f"inverse design settings: need {', '.join(problems)}")
 
 
-def _starts(loaded, pool, goal, settings, device):
-    """Initial search variables and the kind of each start.
+@dataclass
+class _Starts:
+    """Search variables of one target: ``x`` (S, k) weights over each start's own
+    ``basis`` (S, k, L), or z (S, L) without one; ``kinds`` (S,); ``parents``
+    (S, 2, V) bool, the two basis structures each start recombines (None without);
+    ``offset`` (S, 3), the critic's expected miss on each start's log10 K diagonal
+    (its parents' LBM labels minus its own scores of them, share-weighted; 0 without
+    parents)."""
 
-    With a pool: the latent means of the ``neighbours`` pool samples nearest to the
-    target form a basis B (k, L), and each start is a weight vector w (z = w B): the
-    nearest samples themselves (one-hot), then midpoints of pairs of them
-    (weights 1/2, 1/2), nearest pairs first. Without a pool: prior draws of z.
+    x: torch.Tensor
+    basis: torch.Tensor | None
+    kinds: list[str]
+    parents: np.ndarray | None
+    offset: np.ndarray
+    screened: "_Candidates | None" = None
 
-    Returns
-    -------
-    x0 : torch.Tensor, shape (S, k) or (S, L)
-    basis : torch.Tensor, shape (k, L), or None
+
+@dataclass
+class _Candidates:
+    """Decoded, binarized structures of one target with what is known about them.
+
+    Attributes
+    ----------
+    images : np.ndarray of bool, shape (M, D, H, W)
+    log10_k : np.ndarray, shape (M, 3)
+        The critic's log10 K diagonal.
+    offset : np.ndarray, shape (M, 3)
+        Expected critic miss (see :class:`_Starts`); the estimate is ``log10_k + offset``.
+    overlap : np.ndarray, shape (M,), or None
+        IoU with the structure's own parents (:func:`pvae.recombination.parent_overlap`).
     kinds : list of str
-        ``nearest:<id>``, ``midpoint:<id>+<id>`` or ``prior``.
+    predicted : np.ndarray, shape (M, T)
+        The regressor at z (raw units).
     """
+
+    images: np.ndarray
+    log10_k: np.ndarray
+    offset: np.ndarray
+    overlap: np.ndarray | None
+    kinds: list[str]
+    predicted: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, picked) -> "_Candidates":
+        picked = np.asarray(picked, dtype=int)
+        return _Candidates(
+            self.images[picked], self.log10_k[picked], self.offset[picked],
+            None if self.overlap is None else self.overlap[picked],
+            [self.kinds[i] for i in picked], self.predicted[picked])  # fmt: skip
+
+    def extend(self, other: "_Candidates | None") -> "_Candidates":
+        if other is None:
+            return self
+        return _Candidates(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.log10_k, other.log10_k]),
+            np.concatenate([self.offset, other.offset]),
+            None if self.overlap is None else np.concatenate([self.overlap, other.overlap]),
+            self.kinds + other.kinds,
+            np.concatenate([self.predicted, other.predicted]))  # fmt: skip
+
+
+def _starts(loaded, pool, target, porosity, settings, device, critic) -> _Starts:
+    """Initial search variables of a target.
+
+    With a pool: parents nearest to the target are encoded into a basis and
+    ``mixtures`` two-parent candidates recombined from it (:mod:`pvae.recombination`)
+    are decoded, binarized at ``porosity`` and screened by the critic, each corrected
+    by its parents' residual: where LBM labelled a parent, the critic's miss on it is
+    known, and a structure made of two parents inherits their misses in proportion
+    (this restores, for example, the anisotropy of channel structures that a small
+    critic blurs). The first ``starts`` in :func:`_ranking` order are returned, and every
+    screened candidate, also binarized ``POROSITY_STEP`` below and above the target
+    porosity (within its tolerance; K moves with it), is kept for later rounds. Without
+    a pool: prior draws of z.
+
+    Parameters
+    ----------
+    porosity : float or None
+        Pore fraction to binarize at; None = each decode's expected pore fraction.
+    """
+    rng = np.random.default_rng(settings.seed)
     if pool is None:
-        generator = torch.Generator().manual_seed(settings.seed)
-        z = torch.randn(settings.starts, loaded.model.config.latent_dim, generator=generator)
-        return z.to(device), None, ["prior"] * settings.starts
-    rows = nearest_rows(loaded, pool, goal, settings.neighbours)
-    mu = infer(loaded.model, loaded.normalizer, pool.store, rows)["mu"]  # (k, L)
-    basis = torch.as_tensor(mu, dtype=torch.float32, device=device)
-    ids = pool.store.manifest["sample_id"].iloc[rows].tolist()
-    k = len(ids)
-    n_near = min(k, max(1, round(settings.starts * settings.nearest_fraction)))
-    weights = [np.eye(k)[i] for i in range(n_near)]
-    kinds = [f"nearest:{ids[i]}" for i in range(n_near)]
-    pairs = [(i, j) for j in range(k) for i in range(j)] or [(0, 0)]  # nearest pairs first
-    for a, b in (pairs[n % len(pairs)] for n in range(settings.starts - n_near)):
-        weights.append(0.5 * (np.eye(k)[a] + np.eye(k)[b]))
-        kinds.append(f"midpoint:{ids[a]}+{ids[b]}")
-    return torch.as_tensor(np.stack(weights), dtype=torch.float32, device=device), basis, kinds
+        z = rng.standard_normal((settings.starts, loaded.model.config.latent_dim))
+        z = torch.as_tensor(z, dtype=torch.float32, device=device)
+        return _Starts(z, None, ["prior"] * len(z), None, np.zeros((len(z), 3)))
+    parents = nearest_parents(pool, target, settings.parents)
+    basis = encode_parents(loaded, pool, parents, rng)
+    found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
+    z = found.latents()
+    images, predicted = _decoded(loaded, z, porosity)
+    own = _critic_log10_k(loaded, critic, basis.images.reshape(-1, *images.shape[1:]))
+    residual = np.nan_to_num(basis.log10_k - own, nan=0.0, posinf=0.0, neginf=0.0)  # (B, 3)
+    offset, parent_images = found.correction(residual), basis.images[found.pairs]
+
+    def candidates(images, kinds):
+        return _Candidates(images, _critic_log10_k(loaded, critic, images), offset,
+                           parent_overlap(images, parent_images), kinds, predicted)  # fmt: skip
+
+    screened = candidates(images, found.kinds)
+    picked = _ranking(screened, target, settings)[: settings.starts]
+    best = found.take(picked)
+    if porosity is not None:  # the same structures a little more and less open, for later rounds
+        for step in (s for s in (-POROSITY_STEP, POROSITY_STEP) if 0 < porosity + s < 1):
+            kinds = [f"{k}@n={porosity + step:.3f}" for k in found.kinds]
+            screened = screened.extend(candidates(_decoded(loaded, z, porosity + step)[0], kinds))
+    return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
+                   basis.images[best.pairs], screened.offset[picked], screened)  # fmt: skip
+
+
+def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None) -> np.ndarray:
+    """Order of candidates: by the estimated error (critic + offset + ``bias`` (3,),
+    in tolerance units), where all within ``slack`` (default
+    ``settings.screen_slack``) count as equal and the least overlapping with their
+    parents (the most novel) go first; candidates whose overlap rules out
+    ``min_novelty`` go last."""
+    estimate = candidates.log10_k + candidates.offset + (0.0 if bias is None else bias)
+    screened = _screen_score(estimate, target)
+    if candidates.overlap is None:
+        return np.argsort(screened, kind="stable")
+    key = np.maximum(screened, settings.screen_slack if slack is None else slack)
+    key[1.0 - candidates.overlap < settings.min_novelty] = np.inf
+    return np.lexsort((candidates.overlap, key))
+
+
+def _decoded(loaded, z, porosity) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_structures` of z (S, L) in batches of 32, binarized at ``porosity`` (None:
+    each decode's expected pore fraction)."""
+    parts = [_structures(loaded, chunk, _pore_fractions(loaded, chunk, porosity))
+             for chunk in torch.split(z, 32)]  # fmt: skip
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@torch.no_grad()
+def _pore_fractions(loaded, z, porosity) -> torch.Tensor:
+    """Pore fraction (S,) each decode of z (S, L) is binarized at: the target's, or
+    without one the decoder's expected pore fraction."""
+    if porosity is not None:
+        return torch.full((len(z),), float(porosity), device=z.device)
+    return (
+        torch.sigmoid(loaded.model.decode(z.to(next(loaded.model.parameters()).device)))
+        .flatten(1)
+        .mean(1)
+        .to(z.device)
+    )
 
 
 def latents(x: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
-    """Latent vectors (S, L) of search variables: ``x B`` for weights over a basis, else x."""
-    return x if basis is None else x @ basis
+    """Latent vectors (S, L) of search variables: weights x (S, k) over each start's own
+    basis (S, k, L), or x itself without a basis."""
+    return x if basis is None else torch.einsum("sk,skl->sl", x, basis)
 
 
 def optimise_latents(
@@ -186,8 +317,8 @@ def optimise_latents(
     Parameters
     ----------
     x0 : torch.Tensor, shape (S, L) or (S, k)
-        Latent vectors, or weights over ``basis`` (z = x B): the search then stays in
-        the span of real samples' latents, where the critic's judgement holds.
+        Latent vectors, or weights over each start's ``basis`` rows: the search then
+        stays in the span of real samples' latents, where the critic's judgement holds.
     goal : np.ndarray, shape (T,)
         Target in the model's raw units (log10 K), NaN = not set.
     porosity : torch.Tensor, shape (S,)
@@ -198,7 +329,7 @@ def optimise_latents(
         the target shifted by a measured critic offset.
     steps : int, optional
         Default ``settings.steps``.
-    basis : torch.Tensor, shape (k, L), optional
+    basis : torch.Tensor, shape (S, k, L), optional
 
     Returns
     -------
@@ -290,16 +421,19 @@ def _screen_score(log10_k: np.ndarray, target: dict) -> np.ndarray:
 
 
 class _Finalists:
-    """The verified candidates of one target and everything kept about them."""
+    """The verified candidates of one target: ``found`` (:class:`_Candidates`),
+    ``novelty`` and ``match`` (lists) and the verification ``table``; slot i keeps the
+    best structure verified for it."""
 
-    def __init__(self, x, images, log10_k, novelty, match, kinds, predicted, table):
-        self.x, self.images, self.log10_k = x, images, log10_k
-        self.novelty, self.match, self.kinds, self.predicted = novelty, match, kinds, predicted
-        self.table = table
+    def __init__(self, found, novelty, match, table):
+        self.found, self.novelty, self.match, self.table = found, novelty, match, table
 
-    def replace(self, i, x, image, log10_k, novelty, match, predicted, row) -> None:
-        self.x[i], self.images[i], self.log10_k[i] = x, image, log10_k
-        self.novelty[i], self.match[i], self.predicted[i] = novelty, match, predicted
+    def replace(self, i, other, j, novelty, match, row) -> None:
+        """Put candidate j of ``other`` into slot i with its novelty and verified row."""
+        f = self.found
+        f.images[i], f.log10_k[i], f.offset[i] = other.images[j], other.log10_k[j], other.offset[j]
+        f.kinds[i], f.predicted[i] = other.kinds[j], other.predicted[j]
+        self.novelty[i], self.match[i] = novelty, match
         for column, value in row.items():
             self.table.at[i, column] = value
 
@@ -371,32 +505,33 @@ def design(
     """
     settings = settings or InverseSettings()
     goal = target_vector(target, loaded.targets)
-    x0, basis, kinds = _starts(loaded, pool, goal, settings, device)
-    if "porosity" in target:
-        porosity = torch.full((len(x0),), target["porosity"], device=device)
-    else:  # the decoder's expected pore fraction at each start
-        with torch.no_grad():
-            porosity = torch.sigmoid(loaded.model.decode(latents(x0, basis))).flatten(1).mean(1)
+    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic)
+    x0, basis, kinds = starts.x, starts.basis, starts.kinds
+    porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
     ks = k_targets(target)
     critic_goal = torch.full((len(x0), 3), math.nan, device=device)
     for k in ks:
-        critic_goal[:, K_TARGETS.index(k)] = math.log10(target[k])
+        j = K_TARGETS.index(k)
+        critic_goal[:, j] = torch.as_tensor(
+            math.log10(target[k]) - starts.offset[:, j], device=device
+        )
     x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
                             basis=basis)  # fmt: skip
     images, predicted = _structures(loaded, latents(x, basis), porosity)
-    log10_k = _critic_log10_k(loaded, critic, images)
-    screened = _screen_score(log10_k, target)
-    order = np.argsort(screened, kind="stable")
+    overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
+    optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
+                            overlap, kinds, predicted)  # fmt: skip
+    order = _ranking(optimised, target, settings)
     picked, novelty, match = _pick(order, images, novelty_index, settings.min_novelty,
                                    settings.candidates)  # fmt: skip
     if not picked:
         return pd.DataFrame(), images[:0]
     table = score_designs(verify_structures(images[picked], lbm, device), target)
     table["lbm_solves"] = 1
-    state = _Finalists(x[picked].clone(), images[picked], log10_k[picked], novelty, match,
-                       [kinds[i] for i in picked], predicted[picked], table)  # fmt: skip
-    _refine(loaded, state, target, porosity[picked], settings, lbm, device, critic,
-            novelty_index, basis)  # fmt: skip
+    state = _Finalists(optimised.take(picked), novelty, match, table)
+    rest = np.setdiff1d(np.arange(len(optimised)), picked)
+    _refine(state, optimised.take(rest).extend(starts.screened), target, settings, lbm, device,
+            novelty_index)  # fmt: skip
     return _report(loaded, state, pool)
 
 
@@ -408,48 +543,55 @@ def _offset(verified: np.ndarray, critic_k: np.ndarray) -> np.ndarray:
     return np.where(both, verified - np.where(both, critic_k, 0.0), fallback)
 
 
-def _refine(loaded, state, target, porosity, settings, lbm, device, critic, index, basis) -> None:
-    """Re-optimise failed finalists toward the target shifted by their latest measured
-    verified-minus-critic offset, verify, keep the better structure; until one succeeds
-    or the LBM budget is spent."""
-    ks = k_targets(target)
-    columns = [K_TARGETS.index(k) for k in ks]
+def _refine(state, rest, target, settings, lbm, device, index) -> None:
+    """Verify more candidates while no finalist succeeds and the LBM budget allows.
+
+    Every verification measures the critic's remaining bias on this target's
+    structures, verified minus estimated log10 K (:func:`_offset`); each round re-ranks
+    the candidates not yet verified (``rest``: the other optimised starts and every
+    screened recombination) with the mean bias so far added to their estimates, by
+    estimated error alone (no slack for novelty: a target not met by the first round
+    gets the surest candidates), and verifies the best of them for the failed slots,
+    each slot keeping its better structure.
+    """
     names = [f"verified_log10_{k}" for k in K_TARGETS]
-    shift = _offset(state.table[names].to_numpy(float), state.log10_k)  # (C, 3)
-    goal_k = np.log10([target[k] for k in ks])
+
+    def bias_of(found, table):
+        return _offset(table[names].to_numpy(float), found.log10_k + found.offset)
+
+    measured = [bias_of(state.found, state.table)]
     solves = len(state.table)
-    while ks and not state.table["success"].any() and solves < settings.lbm_budget:
-        rows = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
-        goal = np.full((len(rows), 3), np.nan)
-        goal[:, columns] = goal_k - shift[rows][:, columns]
-        x, _ = optimise_latents(
-            loaded, state.x[rows], target_vector(target, loaded.targets), porosity[rows],
-            settings, critic, torch.as_tensor(goal, dtype=torch.float32, device=device),
-            settings.refine_steps, basis)  # fmt: skip
-        images, predicted = _structures(loaded, latents(x, basis), porosity[rows])
-        log10_k = _critic_log10_k(loaded, critic, images)
-        result = score_designs(verify_structures(images, lbm, device), target)
-        shift[rows] = _offset(result[names].to_numpy(float), log10_k)
-        solves += len(rows)
-        state.table.loc[rows, "lbm_solves"] += 1
-        for j, i in enumerate(rows):
-            if not result.at[j, "score"] < state.table.at[i, "score"]:
-                continue
-            novelty, match = _novelty(index, images[j])
-            if not novelty < settings.min_novelty:  # NaN (no index) passes
-                state.replace(i, x[j], images[j], log10_k[j], novelty, match, predicted[j],
-                              result.iloc[j])  # fmt: skip
+    while k_targets(target) and not state.table["success"].any() and solves < settings.lbm_budget:
+        if not len(rest):
+            break
+        slots = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
+        bias = np.concatenate(measured).mean(axis=0)
+        order = _ranking(rest, target, settings, bias, slack=0.0)  # the surest first now
+        picked, novelty, match = _pick(order, rest.images, index, settings.min_novelty, len(slots))
+        if not picked:
+            break
+        new = rest.take(picked)
+        result = score_designs(verify_structures(new.images, lbm, device), target)
+        measured.append(bias_of(new, result))
+        solves += len(picked)
+        rest = rest.take(np.setdiff1d(np.arange(len(rest)), picked))
+        for j, i in enumerate(slots[: len(picked)]):
+            state.table.at[i, "lbm_solves"] += 1
+            if result.at[j, "score"] < state.table.at[i, "score"]:
+                state.replace(i, new, j, novelty[j], match[j], result.iloc[j])
 
 
 def _report(loaded, state, pool) -> tuple[pd.DataFrame, np.ndarray]:
     """The finalists' table, best verified score first, and their images."""
-    table = pd.DataFrame({"start": state.kinds})
+    found = state.found
+    table = pd.DataFrame({"start": found.kinds})
     for prop, name in PROPERTIES.items():
         if name in loaded.targets:
-            value = state.predicted[:, loaded.targets.index(name)]
+            value = found.predicted[:, loaded.targets.index(name)]
             table[f"predicted_{prop}"] = 10**value if name.startswith("log10_") else value
     for j, k in enumerate(K_TARGETS):
-        table[f"critic_{k}"] = 10 ** state.log10_k[:, j]
+        table[f"critic_{k}"] = 10 ** found.log10_k[:, j]
+        table[f"expected_{k}"] = 10 ** (found.log10_k[:, j] + found.offset[:, j])
     table = pd.concat([table, state.table], axis=1)
     table["novelty"] = state.novelty
     ids = pool.sample_ids() if pool is not None else []
@@ -457,4 +599,4 @@ def _report(loaded, state, pool) -> tuple[pd.DataFrame, np.ndarray]:
     order = np.lexsort((table.index.to_numpy(), table["score"].to_numpy()))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table, state.images[order]
+    return table, found.images[order]

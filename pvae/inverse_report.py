@@ -117,7 +117,7 @@ def run_inverse(
         for target_id, target in targets:
             problems = coverage_problems(target, loaded.target_ranges)
             row = {"id": target_id, **{f"target_{k}": v for k, v in target.items()}}
-            baseline = lookup(loaded, pool, target) if pool is not None else {}
+            baseline = lookup(pool, target) if pool is not None else {}
             row |= baseline
             if problems and not allow_extrapolation:
                 rows.append(row | {"status": "outside_training_data", "success": False,

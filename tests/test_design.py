@@ -1,6 +1,7 @@
 """Latent tools, Slerp, interpolation and physics-verified inverse design."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -63,6 +64,21 @@ def test_target_parsing_and_bad_input(tmp_path):
     ((rid, target),) = targets_from_csv(research)
     assert rid == "7" and target["porosity"] == 0.8
     assert target["k_xx"] == pytest.approx(1.6)  # pore-averaged -> superficial
+
+
+def test_midpoint_targets_are_distinct_same_family_midpoints(tiny_labelled):
+    from pvae.design_targets import midpoint_targets
+
+    store = open_dataset(tiny_labelled)
+    table = store.manifest.set_index("sample_id")
+    targets = midpoint_targets(store, 30, seed=3)
+    pairs = [frozenset(i.split("+")) for i, _ in targets]
+    assert len(pairs) == len(set(pairs)) > 5  # never the same pair twice
+    for ids, target in targets:
+        a, b = (table.loc[i] for i in ids.split("+"))
+        assert a["family"] == b["family"]
+        assert target["porosity"] == pytest.approx((a["porosity"] + b["porosity"]) / 2)
+        assert target["k_zz"] == pytest.approx(np.sqrt(a["k_zz"] * b["k_zz"]))
 
 
 def test_coverage_reported_not_attempted():
@@ -213,9 +229,8 @@ def test_design_function_ranks_and_returns_images(trained_run):
         FAST_LBM,
     )  # fmt: skip
     assert images.shape == (3, 16, 16, 16) and images.dtype == bool
-    starts = pd.Series(sorted(table["start"]))
-    assert starts.str.startswith("nearest:").sum() == 2  # half nearest (rounded)
-    assert starts.str.startswith("midpoint:").sum() == 1  # the rest between two of them
+    # each start blends two encoded parents (pool samples, maybe permuted or shifted)
+    assert table["start"].str.fullmatch(r"mix\(0\.\d\d\):[^+]+\+[^+]+").all()
     assert np.allclose(table["verified_porosity"], images.mean(axis=(1, 2, 3)))
     # binarized at the target porosity, to the voxel
     assert np.allclose(table["verified_porosity"], round(0.5 * 16**3) / 16**3)
@@ -237,9 +252,9 @@ def test_starts_and_novelty_come_from_the_training_split_only(trained_run):
         target = {"porosity": float(sample["porosity"]), "k_zz": float(sample["k_zz"])}
         settings = InverseSettings(candidates=2, starts=8, steps=5, lbm_budget=2)
         table, _ = design(loaded, target, pool, settings, FAST_LBM)
-        used = {part for s in table["start"] for part in s.split(":")[1].split("+")}
+        used = {i for s in table["start"] for i in re.findall(r"[:+]([^@/+]+)", s)}
         assert used and not used & held_out
-        assert lookup(loaded, pool, target)["baseline_sample"] not in held_out
+        assert lookup(pool, target)["baseline_sample"] not in held_out
         assert not set(table["nearest_sample"]) & held_out
 
 
@@ -324,7 +339,7 @@ def test_refinement_is_bounded_by_the_lbm_budget_and_keeps_verified_images(train
     critic, _ = find_critic(run, loaded)
     row = store.manifest.iloc[int(np.argmax(store.manifest["porosity"]))]
     target = {"porosity": 0.5, "k_xx": float(row["k_xx"]) / 4, "k_zz": float(row["k_zz"]) / 4}
-    settings = InverseSettings(candidates=2, starts=6, steps=20, lbm_budget=5, refine_steps=10)
+    settings = InverseSettings(candidates=2, starts=6, steps=20, lbm_budget=5)
     pool = design_pool(loaded, store)
     table, images = design(loaded, target, pool, settings, FAST_LBM, critic=critic)
     assert len(table) == 2 and table["lbm_solves"].between(1, 4).all()

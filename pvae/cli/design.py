@@ -59,7 +59,8 @@ def register(commands) -> None:
     for flag, kind, text in (
         ("--candidates", int, "finalists verified by LBM and reported per target"),
         ("--starts", int, "latent starts optimised per target"),
-        ("--neighbours", int, "nearest pool samples whose latents span the search"),
+        ("--parents", int, "pool samples (any axis order) nearest to the target, recombined"),
+        ("--mixtures", int, "two-parent recombinations screened by the critic per target"),
         ("--steps", int, "optimisation steps"),
         ("--critic-weight", float, "weight of the critic's error on the decoded structure"),
         ("--regressor-weight", float, "weight of the regressor's error at z"),
@@ -133,8 +134,9 @@ def run_interpolate(args) -> None:
     print(f"volumes, path.parquet and interpolation.png in {args.out}")
 
 
-SEARCH = ("candidates", "starts", "neighbours", "steps", "critic_weight", "regressor_weight",
-          "prior_weight", "consistency_weight", "lbm_budget", "min_novelty", "seed")  # fmt: skip
+SEARCH = ("candidates", "starts", "parents", "mixtures", "steps", "critic_weight",
+          "regressor_weight", "prior_weight", "consistency_weight", "lbm_budget", "min_novelty",
+          "seed")  # fmt: skip
 
 
 def _verdict(row) -> str:
