@@ -7,6 +7,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.importance import param_importances
+from analysis.learning_curve import learning_curves, sentence
 from analysis.selection import SelectionRule, choose, leaderboard
 from analysis.study import METRIC, Study
 from pvae.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
@@ -56,7 +57,9 @@ def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) ->
     """Figures, leaderboard, importance and the production-model choice, into ``out``.
 
     Writes ``report.md`` (figures embedded by relative path), ``leaderboard.csv``,
-    ``choice.json`` and ``figures/*.png|pdf``, atomically.
+    ``choice.json`` and ``figures/*.png|pdf``, atomically; for a study over at least
+    three dataset sizes also ``dataset_size.json``, the learning-curve fits of every
+    metric per latent size (:mod:`analysis.learning_curve`), summarised in the report.
 
     Returns
     -------
@@ -93,6 +96,20 @@ def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) ->
                 {"parameter": list(importances), "importance": list(importances.values())}
             )
             lines += ["## Hyperparameter importance\n", _table(frame)]
+        curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
+        if curves:
+            atomic_write_json(tmp / "dataset_size.json", {"model": "error = a N^-b + c",
+                                                         "fits": curves})  # fmt: skip
+            lines += ["## Dataset size needed\n",
+                      "Fits of error(N) = a N^-b + c per latent size (error = 1 - metric for "
+                      "R^2, Dice and fidelity success), 95% bootstrap intervals over the "
+                      "seeds (`dataset_size.json`).\n"]  # fmt: skip
+            lines += [f"- {sentence(row)}" for row in curves if "target" in row]
+            table = pd.DataFrame([
+                {"metric": r["metric"], "latent": r["latent_dim"], "a": r["a"], "b": r["b"],
+                 "c": r["c"], "b 95%": "{:.3g}-{:.3g}".format(*r["b_interval"])}
+                for r in curves])  # fmt: skip
+            lines += ["", _table(table)]
         lines.append("## Figures\n")
         for name, path in made.items():
             lines.append(f"### {name.replace('_', ' ')}\n\n![{name}](figures/{path.name})\n")
