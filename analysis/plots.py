@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.learning_curve import LATENT, SIZE, metric_columns  # noqa: E402
 from analysis.study import METRIC, Study  # noqa: E402
 
 STATUS_STYLE = {
@@ -183,4 +184,42 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
         ax.annotate(str(tid)[-5:], (px, py), fontsize=6)
     ax.set(xlabel=x_label, ylabel=y_label)
     ax.legend(fontsize=8)
+    return save(fig, stem)
+
+
+def learning_curve_fits(study: Study, fits: list[dict], stem: Path) -> Path | None:
+    """Error against dataset size with the fitted ``a N^-b + c``, one panel per metric.
+
+    Parameters
+    ----------
+    fits : list of dict
+        :func:`analysis.learning_curve.learning_curves` of the study.
+    """
+    if not fits:
+        return None
+    columns = metric_columns(study.trials)
+    metrics = list(dict.fromkeys(f["metric"] for f in fits))
+    done = study.trials[study.trials["status"] == "completed"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        column, to_one = columns[metric]
+        for k, fit in enumerate(f for f in fits if f["metric"] == metric):
+            part = done if fit["latent_dim"] is None else done[done[LATENT] == fit["latent_dim"]]
+            error = 1.0 - part[column] if to_one else part[column]
+            color = colors[k % len(colors)]
+            label = "all" if fit["latent_dim"] is None else f"latent {fit['latent_dim']}"
+            ax.plot(part[SIZE], error, "o", color=color, alpha=0.6, label=label)
+            n = np.geomspace(min(fit["sizes"]), 4 * max(fit["sizes"]), 100)
+            ax.plot(n, fit["a"] * n ** -fit["b"] + fit["c"], "-", color=color, lw=1.2)
+            if "target" in fit:
+                goal = 1.0 - fit["target"] if to_one else fit["target"]
+                ax.axhline(goal, color="grey", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="dataset size N",
+               ylabel=f"1 - {metric}" if to_one else metric, title=metric)  # fmt: skip
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=7)
+    fig.suptitle("error(N) = a N^-b + c (dotted: target; curves run to 4x the largest N)", y=1.04)
+    fig.tight_layout()
     return save(fig, stem)

@@ -27,9 +27,13 @@ LEADERBOARD_COLUMNS = (
 )
 
 
-def figures(study: Study, folder: Path) -> dict[str, Path]:
-    """Write every study figure (PNG + PDF) into ``folder``; name -> PNG path."""
+def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[str, Path]:
+    """Write every study figure (PNG + PDF) into ``folder``; name -> PNG path. ``fits``:
+    the study's learning curves (:mod:`analysis.learning_curve`), if any."""
     made = {
+        "dataset_size_fits": plots.learning_curve_fits(
+            study, fits or [], folder / "dataset_size_fits"
+        ),
         "learning_curves": plots.learning_curves(study, folder / "learning_curves"),
         "dataset_size": plots.metric_vs(study, "dataset_size", folder / "metric_vs_dataset_size"),
         "parallel_coordinates": plots.parallel_coordinates(study, folder / "parallel_coordinates"),
@@ -70,7 +74,8 @@ def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) ->
     rule = rule or SelectionRule()
     out = Path(out)
     with atomic_directory(out, overwrite=True) as tmp:
-        made = figures(study, tmp / "figures")
+        curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
+        made = figures(study, tmp / "figures", curves)
         board = leaderboard(study.trials, rule)
         board.to_csv(tmp / "leaderboard.csv", index=False)
         try:
@@ -96,7 +101,6 @@ def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) ->
                 {"parameter": list(importances), "importance": list(importances.values())}
             )
             lines += ["## Hyperparameter importance\n", _table(frame)]
-        curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
         if curves:
             atomic_write_json(tmp / "dataset_size.json", {"model": "error = a N^-b + c",
                                                          "fits": curves})  # fmt: skip

@@ -80,3 +80,5 @@ def test_analyze_reports_the_dataset_size_needed(rng, tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Dataset size needed" in report
     assert "R^2 log10 K_xx >= 0.97 at latent size 8 needs about" in report
+    assert (tmp_path / "report" / "figures" / "dataset_size_fits.png").is_file()
+    assert "figures/dataset_size_fits.png" in report
