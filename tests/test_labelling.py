@@ -95,3 +95,11 @@ def test_kill_then_resume_loses_nothing(ray_cluster, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"({parts} resumed" in done.stdout or f"({parts + 1} resumed" in done.stdout
     assert open_dataset(root).labelled().all()
+
+
+def test_unconverged_solves_warn_on_stderr_only(ray_cluster, small_dataset, run_cli):
+    code, stdout, stderr = run_cli("data", "label", small_dataset, "--max-steps", "20",
+                                   "--workers", "2")  # fmt: skip
+    assert code == 0, stderr
+    assert stdout.startswith("labelled 6 samples by LBM") and "warning" not in stdout
+    assert "pvae: warning: 6 samples did not converge; raise --max-steps" in stderr

@@ -172,10 +172,9 @@ def test_relabel_without_fallback_stays_in_process(labelled_dataset, tmp_path):
 
 
 @pytest.fixture
-def cli(run_cli, monkeypatch):
-    """``run_cli`` with ``pvae surrogate`` registered (until pvae.cli lists it)."""
-    if surrogate_cli not in pvae.cli.COMMANDS:
-        monkeypatch.setattr(pvae.cli, "COMMANDS", (*pvae.cli.COMMANDS, surrogate_cli))
+def cli(run_cli):
+    """``run_cli``, after checking that ``pvae surrogate`` is a registered command."""
+    assert surrogate_cli in pvae.cli.COMMANDS
     return run_cli
 
 

@@ -177,10 +177,7 @@ def test_the_cli_module_does_not_import_ray():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.skipif(
-    study_cli not in COMMANDS,
-    reason="pvae/cli/study.py is not registered in pvae/cli/__init__.py yet",
-)
 def test_pvae_tune_is_a_command(run_cli):
+    assert study_cli in COMMANDS
     code, _, err = run_cli("tune", "--experiment", "missing.yaml", "--dataset", ".")
     assert code == 2 and err == "pvae: error: missing.yaml: no such experiment file\n"

@@ -1,5 +1,6 @@
 """``pvae data``: make, import and inspect dataset directories."""
 
+import warnings
 from pathlib import Path
 
 from pvae.cli.options import (
@@ -16,6 +17,7 @@ from pvae.microstructures.synthesize import parse_param
 from pvae.store import open_dataset
 from pvae.store.importer import import_dataset
 from pvae.store.property_table import CONVENTIONS
+from pvae.warnings import PvaeWarning
 
 
 def register(commands) -> None:
@@ -169,8 +171,17 @@ def run_label(args) -> None:
         f"interrupted run, {summary['already_labelled']} already labelled); "
         f"fingerprint {summary['fingerprint']}"
     )
+    _warn_unconverged(summary)
+
+
+def _warn_unconverged(summary: dict) -> None:
+    """A :class:`PvaeWarning` (stderr, one line) when LBM solves hit ``--max-steps``."""
     if summary["not_converged"]:
-        print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")
+        warnings.warn(
+            f"{summary['not_converged']} samples did not converge; raise --max-steps",
+            PvaeWarning,
+            stacklevel=1,
+        )
 
 
 def run_label_surrogate(args) -> None:
@@ -198,8 +209,7 @@ def run_label_surrogate(args) -> None:
         f"labelled {summary['surrogate']} samples by surrogate {summary['model']}{routed}; "
         f"{summary['already_labelled']} already labelled; fingerprint {summary['fingerprint']}"
     )
-    if summary["not_converged"]:
-        print(f"warning: {summary['not_converged']} samples did not converge; raise --max-steps")
+    _warn_unconverged(summary)
 
 
 def run_build_default(args) -> None:
