@@ -11,16 +11,17 @@ Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the tabl
 
 import argparse
 import json
-import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402
+
+from pvae.atomic import atomic_write_bytes  # noqa: E402
 from pvae.microstructures import family_options, synthesize_sample
 from pvae.physics.connectivity import flow_paths
 from pvae.physics.lbm import LBMSettings, permeability_batch
@@ -107,31 +108,9 @@ def kernels(device: torch.device):
     return dense[::-1]
 
 
-def machine(device: torch.device) -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "load_average_1min": os.getloadavg()[0],  # > cores: other jobs shared the CPU
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+def lbm_machine(device: torch.device) -> dict:
+    """:func:`machine.machine` plus the solver's device and torch threads."""
+    return {**machine(), "torch_threads": torch.get_num_threads(), "device": str(device)}
 
 
 def main() -> None:
@@ -144,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    info = machine(device)
+    info = lbm_machine(device)
     bandwidth = copy_bandwidth(device)
     roofline = bandwidth / BYTES_PER_UPDATE / 1e6
     cases = {
@@ -189,7 +168,7 @@ def main() -> None:
     }
     header = (
         f"LBM D3Q19 TRT float32 on {report['machine']['device']} "
-        f"({report['machine'].get('gpu', report['machine']['cpu'])}, "
+        f"({report['machine']['gpu'] or report['machine']['cpu']}, "
         f"{report['machine']['cores']} cores, torch {report['machine']['torch']}, "
         f"load average {report['machine']['load_average_1min']:.1f} at the start); "
         f"copy bandwidth {bandwidth / 1e9:.1f} GB/s -> roofline {roofline:.0f} MLUPS "
@@ -204,8 +183,8 @@ def main() -> None:
     markdown = header + "\n".join(table) + "\n"
     print("\n" + markdown)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "lbm.json", json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out / "lbm.md", markdown)
+    atomic_write_bytes(args.out / "lbm.json", (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_bytes(args.out / "lbm.md", markdown.encode())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Fixed train / validation / test splits and nested training subsets."""
+"""Fixed train / validation / test splits, nested training subsets and epoch seeds."""
 
 import numpy as np
 
@@ -44,3 +44,9 @@ def training_subset(train: list[int], size: int | None) -> list[int]:
     like. A size larger than the split is capped (the caller may warn).
     """
     return list(train) if size is None else list(train[: min(size, len(train))])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffling, augmentation and sampling, from (seed, epoch):
+    a run restored at any epoch continues exactly as an uninterrupted one."""
+    return seed * 100_003 + epoch

@@ -48,7 +48,7 @@ from pvae.losses import pvae_loss
 from pvae.metrics import r2_score
 from pvae.model import PVAE
 from pvae.provenance import code_version
-from pvae.splits import make_splits, training_subset
+from pvae.splits import epoch_seed, make_splits, training_subset
 from pvae.store.reader import VoxelStore, open_dataset
 from pvae.store.torch_dataset import VoxelDataset
 from pvae.targets import TargetNormalizer, target_ranges, target_values
@@ -118,7 +118,7 @@ class Trainer:
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def _loader(self, indices, shuffle: bool, augment: bool, epoch: int):
-        generator = torch.Generator().manual_seed(self.config.train.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(self.config.train.seed, epoch))
         return torch.utils.data.DataLoader(
             VoxelDataset(self.store, indices, augment=augment),
             batch_size=self.config.train.batch_size,
@@ -129,7 +129,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training subset; returns mean loss components."""
-        torch.manual_seed(self.config.train.seed * 100_003 + epoch)
+        torch.manual_seed(epoch_seed(self.config.train.seed, epoch))
         self.model.train()
         beta, gamma = self.beta_at(epoch), self.config.train.gamma
         for group in self.optimizer.param_groups:

@@ -29,7 +29,7 @@ from pvae.device import resolve_device
 from pvae.errors import PvaeError
 from pvae.progress import progress_bar
 from pvae.provenance import code_version
-from pvae.splits import make_splits, training_subset
+from pvae.splits import epoch_seed, make_splits, training_subset
 from pvae.store.reader import VoxelStore, open_dataset
 from pvae.store.torch_dataset import VoxelDataset
 from pvae.surrogate.ensemble import LABEL_UNITS, Prediction, SurrogateEnsemble
@@ -142,12 +142,12 @@ def train_member(config, normalizer, train_set, validation, settings, member, de
     best, best_loss, best_epoch, history = None, float("inf"), 0, []
     for epoch in range(1, settings.epochs + 1):
         start = time.perf_counter()
-        torch.manual_seed(seed * 100_003 + epoch)
+        torch.manual_seed(epoch_seed(seed, epoch))
         loader = torch.utils.data.DataLoader(
             train_set,
             batch_size=settings.batch_size,
             shuffle=True,
-            generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+            generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)),
         )
         model.train()
         sums = np.zeros(2)
