@@ -11,7 +11,6 @@ under axis permutations (K diagonal permuted along) are parents of recombined de
 """
 
 from dataclasses import dataclass
-from itertools import permutations
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from pvae.errors import PvaeError
 from pvae.fidelity import TOLERANCE
 from pvae.loading import LoadedModel
 from pvae.store.reader import VoxelStore
-from pvae.symmetry import CubeSymmetry
+from pvae.symmetry import CubeSymmetry, axis_permutations, permuted_diagonal
 
 
 @dataclass(frozen=True)
@@ -60,24 +59,6 @@ def design_pool(loaded: LoadedModel, store: VoxelStore) -> DesignPool:
     if not len(rows):
         raise PvaeError(f"{store.root}: no labelled samples to design from")
     return DesignPool(store, rows, description)
-
-
-def axis_permutations(shape: tuple[int, int, int]) -> list[CubeSymmetry]:
-    """The axis permutations (no flips) that keep an image shape; the identity first."""
-    return [
-        CubeSymmetry(perm, (False, False, False))
-        for perm in permutations(range(3))
-        if tuple(shape[p] for p in perm) == tuple(shape)
-    ]
-
-
-def permuted_diagonal(k_diagonal: np.ndarray, symmetry: CubeSymmetry) -> np.ndarray:
-    """The K diagonal (..., 3), (xx, yy, zz), of a structure transformed by ``symmetry``.
-
-    ``K' = R K R^T`` with R a signed permutation, so ``K'_ii = K_jj`` with j the source
-    component of i.
-    """
-    return k_diagonal @ np.abs(symmetry.matrix()).T
 
 
 def label_errors(labels: np.ndarray, target: dict[str, float]) -> np.ndarray:
@@ -156,8 +137,7 @@ def nearest_parents(
     """
     table = pool.store.manifest.iloc[pool.rows]
     labels = table[["porosity", *K_TARGETS]].to_numpy(float)
-    symmetries = axis_permutations(pool.store.shape) if permute else axis_permutations(
-        pool.store.shape)[:1]  # fmt: skip
+    symmetries = axis_permutations(pool.store.shape)[: None if permute else 1]
     errors = np.stack([
         label_errors(np.column_stack([labels[:, 0], permuted_diagonal(labels[:, 1:], s)]), target)
         for s in symmetries], axis=1)  # (P, G, n)  # fmt: skip

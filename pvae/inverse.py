@@ -535,12 +535,13 @@ def design(
     return _report(loaded, state, pool)
 
 
-def _offset(verified: np.ndarray, critic_k: np.ndarray) -> np.ndarray:
-    """What the critic misses, verified minus critic log10 K (decades, (R, 3)); a blocked
-    verified direction counts as :data:`NOT_PERCOLATING_OFFSET`, an unknown one as 0."""
-    both = np.isfinite(verified) & np.isfinite(critic_k)
+def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """What the estimate misses, verified minus expected log10 K (decades, (R, 3)); a
+    blocked verified direction counts as :data:`NOT_PERCOLATING_OFFSET`, an unknown one
+    as 0."""
+    both = np.isfinite(verified) & np.isfinite(expected)
     fallback = np.where(np.isfinite(verified), 0.0, NOT_PERCOLATING_OFFSET)
-    return np.where(both, verified - np.where(both, critic_k, 0.0), fallback)
+    return np.where(both, verified - np.where(both, expected, 0.0), fallback)
 
 
 def _refine(state, rest, target, settings, lbm, device, index) -> None:
@@ -561,9 +562,8 @@ def _refine(state, rest, target, settings, lbm, device, index) -> None:
 
     measured = [bias_of(state.found, state.table)]
     solves = len(state.table)
-    while k_targets(target) and not state.table["success"].any() and solves < settings.lbm_budget:
-        if not len(rest):
-            break
+    while (k_targets(target) and len(rest) and not state.table["success"].any()
+           and solves < settings.lbm_budget):  # fmt: skip
         slots = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
         bias = np.concatenate(measured).mean(axis=0)
         order = _ranking(rest, target, settings, bias, slack=0.0)  # the surest first now

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pvae.design_pool import DesignPool, Parent, permuted_diagonal
+from pvae.design_pool import DesignPool, Parent
 from pvae.design_targets import K_TARGETS
 from pvae.loading import LoadedModel
+from pvae.symmetry import permuted_diagonal
 
 WEIGHT_RANGE = (0.25, 0.75)
 SELF_SHARE = 0.5  # share of candidates that displace a slab of one parent
@@ -80,10 +81,10 @@ def encode_parents(
     for j, p in enumerate(parents):
         image = np.ascontiguousarray(p.symmetry.apply(pool.store.images([p.row])[0]))
         for axis in (-1, 0, 1, 2):
-            n = image.shape[axis]
             offset = [0, 0, 0]
             if axis >= 0:
-                offset[axis] = int(rng.integers(n // 4, max(n // 4, 3 * n // 4) + 1))
+                n = image.shape[axis]
+                offset[axis] = int(rng.integers(n // 4, 3 * n // 4 + 1))
             images.append(np.roll(image, offset, axis=(0, 1, 2)))
             parent.append(j)
             axes.append(axis)

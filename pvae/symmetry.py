@@ -88,3 +88,17 @@ def cube_symmetries(shape: tuple[int, int, int] | None = None) -> list[CubeSymme
     if shape is not None:
         group = [s for s in group if tuple(shape[p] for p in s.perm) == tuple(shape)]
     return group
+
+
+def axis_permutations(shape: tuple[int, int, int]) -> list[CubeSymmetry]:
+    """The axis permutations (no flips) that keep an image shape; the identity first."""
+    return [s for s in cube_symmetries(shape) if not any(s.flips)]
+
+
+def permuted_diagonal(k_diagonal: np.ndarray, symmetry: CubeSymmetry) -> np.ndarray:
+    """The K diagonal (..., 3), (xx, yy, zz), of a structure transformed by ``symmetry``.
+
+    ``K' = R K R^T`` with R a signed permutation, so ``K'_ii = K_jj`` with j the source
+    component of i.
+    """
+    return k_diagonal @ np.abs(symmetry.matrix()).T

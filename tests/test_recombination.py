@@ -4,18 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.design_pool import (
-    axis_permutations,
-    design_pool,
-    lookup,
-    nearest_parents,
-    permuted_diagonal,
-)
+from pvae.design_pool import design_pool, lookup, nearest_parents
 from pvae.loading import load_model
 from pvae.novelty import NoveltyIndex
 from pvae.physics.lbm import LBMSettings, permeability
 from pvae.recombination import encode_parents, parent_overlap, recombine
 from pvae.store import open_dataset
+from pvae.symmetry import axis_permutations, permuted_diagonal
 
 
 def test_a_permuted_structure_carries_the_permuted_k_diagonal():
