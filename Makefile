@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench bench-fidelity bench-inverse design-model default-surrogate constraints clean
+.PHONY: test test-slow demo lint bench bench-gpu bench-fidelity bench-inverse design-model default-surrogate constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench/data/companion-s7/manifest.parquet: | $(STAMP)
 
 bench-inverse: bench/data/companion-s7/manifest.parquet
 	$(PY) bench/bench_inverse.py --model runs/design --companion bench/data/companion-s7
+
+# on a CUDA machine (exits 2 elsewhere): bench/results/gpu.json
+bench-gpu: $(STAMP)
+	bench/gpu.sh
 
 bench-fidelity: $(STAMP)
 	$(PY) bench/bench_fidelity.py --recipe-run runs/design

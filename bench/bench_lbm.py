@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine  # noqa: E402
+from machine import machine, synchronize  # noqa: E402
 
 from pvae.atomic import atomic_write_bytes  # noqa: E402
 from pvae.microstructures import family_options, synthesize_sample
@@ -38,11 +38,6 @@ def overlapping_spheres(size: int, porosity: float, radius: float, seed: int) ->
         "spheres", {"porosity": (porosity, porosity), "radius_fraction": (radius / size,) * 2}
     )
     return synthesize_sample("spheres", (size,) * 3, seed, 0, options)[0]
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def copy_bandwidth(device: torch.device, megabytes: int = 512, repeats: int = 10) -> float:

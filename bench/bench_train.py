@@ -21,33 +21,39 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import result_header  # noqa: E402
+from machine import result_header, synchronize  # noqa: E402
 from reference_pvae import ReferencePVAE, flatten_share  # noqa: E402
 
 from pvae.config import ModelConfig, experiment_from_dict  # noqa: E402
 from pvae.evaluate import evaluate  # noqa: E402
+from pvae.inference import autocast  # noqa: E402
 from pvae.losses import pvae_loss  # noqa: E402
 from pvae.model import PVAE  # noqa: E402
 from pvae.runs import train_run  # noqa: E402
 from pvae.store import open_dataset  # noqa: E402
 
 
-def steps_per_second(model, batches, targets) -> float:
-    """Samples per second of training steps over ``batches`` (after one warm-up step)."""
+def steps_per_second(model, batches, targets, bf16: bool = False) -> float:
+    """Samples per second of training steps over ``batches`` (after one warm-up step);
+    ``bf16``: forward under bfloat16 autocast on CUDA, as ``train.amp`` does."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
+    device = batches[0].device
 
     def step(x):
-        out = model(x)
-        loss = pvae_loss(out, x, targets[: len(x)], beta=1.0, gamma=1.0).total
+        with autocast(device, bf16):
+            out = model(x)
+            loss = pvae_loss(out, x, targets[: len(x)], beta=1.0, gamma=1.0).total
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
     step(batches[0])
+    synchronize(device)
     start = time.perf_counter()
     for x in batches[1:]:
         step(x)
+    synchronize(device)
     return sum(len(x) for x in batches[1:]) / (time.perf_counter() - start)
 
 

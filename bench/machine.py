@@ -46,3 +46,9 @@ def run_line(result: dict) -> str:
         f"`{result['command']}` on {m['cpu']} ({m['cores']} cores, load average "
         f"{m['load_average_1min']:.1f} at the start)."
     )
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); timings are meaningless without it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

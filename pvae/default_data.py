@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pvae.atomic import atomic_write_json
 from pvae.errors import PvaeError
-from pvae.microstructures.synthesize import synthesize_mix
+from pvae.microstructures.synthesize import holds_mix, parse_shape, synthesize_mix
 from pvae.store.reader import open_dataset
 
 ROOT = Path(__file__).resolve().parents[1] / "data"
@@ -54,16 +54,6 @@ def synthesize_default(
     return synthesize_mix(parts, RECIPE["size"], seed, out, overwrite=overwrite, progress=progress)
 
 
-def _matches_recipe(root: Path, seed: int, per_family: int | None) -> bool:
-    """Whether ``root`` already holds the recipe's images (then labelling resumes there)."""
-    try:
-        metadata = open_dataset(root).metadata
-    except PvaeError:
-        return False
-    parts = [(p["family"], p["count"]) for p in metadata.get("families", [])]
-    return metadata.get("seed") == seed and parts == recipe_parts(per_family)
-
-
 def build_default(
     out: str | Path = DEFAULT_DATASET,
     workers: int | None = None,
@@ -91,7 +81,7 @@ def build_default(
     seed = RECIPE["seed"] if seed is None else seed
     if out.resolve() == DEFAULT_DATASET and (seed != RECIPE["seed"] or per_family):
         raise PvaeError(f"{out}: the default dataset is built by its recipe alone; give --out")
-    if not _matches_recipe(out, seed, per_family):
+    if not holds_mix(out, seed, recipe_parts(per_family), parse_shape(RECIPE["size"])):
         synthesize_default(out, True, progress, seed, per_family)
     settings = LBMSettings(**RECIPE["lbm"])
     label_dataset(out, settings, workers=workers, device="cpu", progress=progress)

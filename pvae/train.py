@@ -218,6 +218,9 @@ class Trainer:
                     metrics["status"] = "diverged"
             seconds = time.perf_counter() - start
             metrics.update(time_s=seconds, samples_per_s=len(self.train_indices) / seconds)
+            if self.device.type == "cuda":  # peak of this process so far
+                peak = torch.cuda.max_memory_allocated(self.device)
+                metrics["gpu_memory_peak_mib"] = peak / 2**20
             self.epoch = epoch
             if metrics["status"] == "ok" and (
                 self.best is None or metrics[STUDY_METRIC] < self.best[STUDY_METRIC]

@@ -33,8 +33,15 @@ def rng():
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A small local Ray shared by the tests that need one; stopped at the end."""
+    """A small private Ray shared by the tests that need one.
+
+    Its own session folder (not ``/tmp/ray``) and ports; ``ray.shutdown()`` ends the
+    processes it started and nothing else: a study or another test run on the same
+    machine keeps its Ray.
+    """
     import os
+    import shutil
+    import tempfile
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -45,20 +52,11 @@ def ray_cluster():
         object_store_memory=80 * 2**20,
         log_to_driver=False,
         configure_logging=False,
+        _temp_dir=(folder := tempfile.mkdtemp(prefix="ray-test-")),  # short: socket paths
     )
     yield ray
     ray.shutdown()
-    ray_stop()
-
-
-def ray_stop() -> None:
-    """``ray stop --force`` with the Ray of this interpreter's environment."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    ray_cli = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, check=False)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def lbm_label(root, settings=None) -> None:

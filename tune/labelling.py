@@ -107,15 +107,21 @@ def label_dataset(
     done = set(journal.rows()["index"].astype(int))
     todo = np.array([i for i in pending if i not in done], dtype=np.int64)
     if len(todo):
-        _run_tasks(root, todo, journal, settings, workers, device, batch_size, progress)
+        run_label_tasks(root, todo, journal, settings, workers, device, batch_size, progress)
     summary = merge_journal(root, journal)
     summary["resumed"] = len(pending) - len(todo)
     summary["already_labelled"] = len(open_dataset(root)) - len(pending)
     return summary
 
 
-def _run_tasks(root, todo, journal, settings, workers, device, batch_size, progress) -> None:
-    """Label ``todo`` as Ray tasks, adding each finished batch to the journal."""
+def run_label_tasks(
+    root, todo, journal, settings, workers=None, device="auto", batch_size=None, progress=None
+) -> None:
+    """Label rows ``todo`` as Ray tasks, adding each finished batch to ``journal``.
+
+    Parameters as in :func:`label_dataset`; ``journal`` is a
+    :class:`~pvae.store.labelling.LabelJournal` (nothing is merged here).
+    """
     with ray_session() as resources:
         gpus = resources.get("GPU", 0)
         workers = workers or (4 * int(gpus) if gpus and device != "cpu" else int(resources["CPU"]))

@@ -1,7 +1,8 @@
 """``pvae data label --method surrogate``: surrogate labels, LBM for the uncertain ones.
 
 The surrogate labels every pending sample in-process; samples whose ensemble spread
-exceeds ``fallback_lbm_above`` are left unlabelled and then solved by LBM as Ray tasks
+exceeds ``fallback_lbm_above``, or that lie outside the surrogate's applicability
+domain (:mod:`pvae.surrogate.domain`), are left unlabelled and then solved by LBM as Ray tasks
 with :func:`tune.labelling.label_dataset` (resumable; their ``label_source`` is
 ``lbm``). The manifest records per sample which method produced its label.
 """
@@ -25,6 +26,7 @@ def label_with_surrogate(
     batch_size: int | None = None,
     relabel: bool = False,
     progress: bool | None = None,
+    domain_check: bool = True,
 ) -> dict:
     """Label a dataset with a surrogate ensemble, falling back to LBM where it is unsure.
 
@@ -47,21 +49,28 @@ def label_with_surrogate(
     relabel : bool
         Replace existing labels too.
     progress : bool, optional
+    domain_check : bool
+        Also send samples outside the surrogate's applicability domain to LBM.
 
     Returns
     -------
     dict
-        ``surrogate`` and ``lbm`` (rows labelled now by each), ``already_labelled``,
-        ``not_converged`` (LBM), ``max_spread``, ``model`` (fingerprint), ``fingerprint``.
+        ``surrogate`` and ``lbm`` (rows labelled now by each), ``uncertain`` and
+        ``outside_domain`` (why rows went to LBM), ``domain_checked``,
+        ``already_labelled``, ``not_converged`` (LBM), ``max_spread``, ``model``
+        (fingerprint), ``fingerprint``.
     """
     if not isinstance(model, SurrogateEnsemble):
         model = load_surrogate(model, resolve_device(device))
     summary = write_surrogate_labels(
-        root, model, fallback_lbm_above, relabel, batch_size or 64, progress
+        root, model, fallback_lbm_above, relabel, batch_size or 64, progress, domain_check
     )
     result = {
         "surrogate": summary["surrogate"],
         "lbm": 0,
+        "uncertain": summary["uncertain"],
+        "outside_domain": summary["outside_domain"],
+        "domain_checked": summary["domain_checked"],
         "already_labelled": summary["already_labelled"],
         "not_converged": 0,
         "max_spread": summary["max_spread"],

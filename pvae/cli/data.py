@@ -17,6 +17,7 @@ from pvae.microstructures.synthesize import parse_param
 from pvae.store import open_dataset
 from pvae.store.importer import import_dataset
 from pvae.store.property_table import CONVENTIONS
+from pvae.surrogate.labelling import CHECK_FRACTION, FALLBACK_SPREAD
 from pvae.warnings import PvaeWarning
 
 
@@ -83,6 +84,42 @@ def register(commands) -> None:
     add_lbm(label)
     add_progress(label)
     label.set_defaults(run=run_label)
+
+    large = sub.add_parser(
+        "build",
+        help="a large mixed-family dataset labelled by a surrogate, LBM where it is unsure",
+        description="Synthesize COUNT samples of the families in equal shares, label them "
+        "with a surrogate ensemble, send samples it is unsure of (spread) or that are unlike "
+        "its training images (applicability domain) to LBM, and check a random share of the "
+        "surrogate labels against LBM. Resumable: rerun the same command after an interruption.",
+    )
+    large.add_argument("--count", type=int, required=True, help="samples in all")
+    large.add_argument("--size", default="32", help="S (cube) or ZxYxX: the surrogate's shape")
+    large.add_argument("--seed", type=int, default=0, help="synthesis seed")
+    large.add_argument(
+        "--families", default=",".join(FAMILIES), help="comma-separated, in equal shares"
+    )
+    large.add_argument("--surrogate", type=Path, required=True, help="surrogate model file")
+    large.add_argument(
+        "--fallback-spread",
+        type=float,
+        default=FALLBACK_SPREAD,
+        metavar="SIGMA",
+        help="LBM for samples whose ensemble spread of log10 K is above SIGMA decades",
+    )
+    large.add_argument(
+        "--check-fraction",
+        type=float,
+        default=CHECK_FRACTION,
+        help="share of surrogate labels also solved by LBM to measure their error",
+    )
+    large.add_argument("--out", type=Path, required=True, help="dataset directory")
+    large.add_argument("--workers", type=int, help="LBM tasks at once (default: CPUs)")
+    large.add_argument("--overwrite", action="store_true", help="replace another dataset at --out")
+    large.add_argument("--json", action="store_true", help="print the build report as JSON")
+    add_lbm(large)
+    add_progress(large)
+    large.set_defaults(run=run_build)
 
     build = sub.add_parser(
         "build-default", help="rebuild the embedded default dataset data/default (LBM, minutes)"
@@ -203,13 +240,73 @@ def run_label_surrogate(args) -> None:
         relabel=args.relabel,
         progress=args.progress,
     )
-    fallback = args.fallback_lbm_above
-    routed = "" if fallback is None else f" and {summary['lbm']} by LBM (spread > {fallback})"
+    routed = (
+        f" and {summary['lbm']} by LBM ({summary['uncertain']} with spread > "
+        f"{args.fallback_lbm_above}, {summary['outside_domain']} outside its domain)"
+    )
     print(
         f"labelled {summary['surrogate']} samples by surrogate {summary['model']}{routed}; "
         f"{summary['already_labelled']} already labelled; fingerprint {summary['fingerprint']}"
     )
+    if not summary["domain_checked"]:
+        warnings.warn(
+            f"{args.model} has no applicability domain: samples unlike its training images "
+            "got surrogate labels; add one with pvae surrogate domain MODEL",
+            PvaeWarning,
+            stacklevel=1,
+        )
     _warn_unconverged(summary)
+
+
+def run_build(args) -> None:
+    from pvae.device import resolve_device
+    from pvae.surrogate import load_surrogate
+    from tune.dataset_build import build_dataset
+
+    if args.workers is not None and args.workers < 1:
+        raise PvaeError(f"--workers {args.workers}: need at least 1")
+    if not args.fallback_spread >= 0:
+        raise PvaeError(f"--fallback-spread {args.fallback_spread}: need a spread >= 0 (decades)")
+    model = load_surrogate(args.surrogate, resolve_device(args.device))
+    report = build_dataset(
+        args.out,
+        args.count,
+        args.size,
+        args.seed,
+        model,
+        families=[f.strip() for f in args.families.split(",")],
+        fallback_spread=args.fallback_spread,
+        check_fraction=args.check_fraction,
+        settings=lbm_settings(args),
+        workers=args.workers,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    if args.json:
+        return print_json(report)
+    print(format_build(report, args.out))
+
+
+def format_build(report: dict, out) -> str:
+    """Human-readable summary of a :func:`tune.dataset_build.build_dataset` report."""
+    sources, label = report["label_sources"], report["stages"]["label"]
+    lines = [
+        f"built {sum(sources.values())} samples in {out}: {report['wall_s']:.0f} s, "
+        f"{report['samples_per_s']:.1f} samples/s",
+        f"labels       {', '.join(f'{k}: {v}' for k, v in sources.items())} "
+        f"(LBM share {100 * report['lbm_share']:.1f}%: {label['uncertain']} uncertain, "
+        f"{label['outside_domain']} outside the surrogate's domain)",
+    ]
+    check, seconds = report["check"], report["stages"].get("check", {}).get("wall_s", 0)
+    if check and check["samples"]:
+        lines.append(
+            f"LBM check    {check['samples']} samples: |log10 K error| median "
+            f"{check['median_abs_log10_error']}, 90th percentile {check['p90_abs_log10_error']}, "
+            f"max {check['max_abs_log10_error']} decades ({seconds:.0f} s)"
+        )
+    lines.append(f"fingerprint  {report['fingerprint']}")
+    return "\n".join(lines)
 
 
 def run_build_default(args) -> None:

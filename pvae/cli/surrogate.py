@@ -5,6 +5,7 @@ from pathlib import Path
 from pvae.cli.options import add_progress, print_json
 from pvae.errors import PvaeError
 from pvae.store.layout import MANIFEST
+from pvae.surrogate.domain import QUANTILE
 
 _SPLIT = "train/val/test fractions of each dataset's labelled samples"
 
@@ -44,6 +45,25 @@ def register(commands) -> None:
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_progress(train)
     train.set_defaults(run=run_train)
+
+    domain = sub.add_parser(
+        "domain",
+        help="fit the applicability domain of a trained model (bundles made before it existed)",
+    )
+    domain.add_argument("model", type=Path, help="surrogate model file, updated in place")
+    domain.add_argument(
+        "--dataset",
+        type=Path,
+        action="append",
+        help="where a training dataset lives now (repeat, in training order; default: recorded)",
+    )
+    domain.add_argument(
+        "--quantile",
+        type=float,
+        default=QUANTILE,
+        help="share of unseen in-distribution samples to keep inside the domain",
+    )
+    domain.set_defaults(run=run_domain)
 
     predict = sub.add_parser("predict", help="permeability of an image or of a dataset's samples")
     predict.add_argument("--model", type=Path, required=True, help="surrogate model file")
@@ -104,6 +124,20 @@ def _read(path: Path, ensemble, batch_size: int, progress):
     image = read_image(path)
     ensemble.check_shape(image.shape, path)
     return [sample_id_of(path)], ensemble.predict(image[None])
+
+
+def run_domain(args) -> None:
+    from pvae.surrogate import load_surrogate
+    from pvae.surrogate.domain import refit_domain
+
+    model = load_surrogate(args.model)
+    domain = refit_domain(model.info, args.dataset, args.quantile)
+    model.info["domain"] = domain.to_dict()
+    model.save(args.model)
+    print(
+        f"{args.model}: domain of {len(domain.reference)} training images, threshold "
+        f"{domain.threshold:.3f} (quantile {domain.quantile} of unseen in-distribution samples)"
+    )
 
 
 def run_predict(args) -> None:

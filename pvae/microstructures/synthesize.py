@@ -19,6 +19,7 @@ from pvae.microstructures import channels, foam, spheres
 from pvae.progress import progress_bar
 from pvae.store.layout import pack
 from pvae.store.manifest import manifest_row
+from pvae.store.reader import open_dataset
 from pvae.store.writer import write_dataset
 
 FAMILIES = {
@@ -223,3 +224,29 @@ def synthesize_mix(
                 writer.put_packed(position, packed, row)
                 bar.update()
     return Path(out)
+
+
+def holds_mix(root: str | Path, seed: int, parts: list[tuple[str, int]], shape) -> bool:
+    """Whether ``root`` already holds the images of this mix (a build then resumes)."""
+    try:
+        store = open_dataset(root)
+    except PvaeError:
+        return False
+    found = [(p["family"], p["count"]) for p in store.metadata.get("families", [])]
+    return store.metadata.get("seed") == seed and found == list(parts) and store.shape == shape
+
+
+def mix_parts(count: int, families=tuple(FAMILIES)) -> list[tuple[str, int]]:
+    """``count`` samples shared out over ``families`` (the first ones take the remainder)."""
+    families = list(families)
+    if not families or len(set(families)) != len(families):
+        raise PvaeError(f"--families {','.join(families)}: need distinct family names")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise PvaeError(
+            f"--families: unknown {', '.join(unknown)}; choose from {', '.join(FAMILIES)}"
+        )
+    if count < len(families):
+        raise PvaeError(f"--count {count}: need at least one sample per family ({len(families)})")
+    share, extra = divmod(count, len(families))
+    return [(family, share + (i < extra)) for i, family in enumerate(families)]

@@ -94,10 +94,13 @@ class LabelJournal:
         Dataset directory.
     key : str
         :func:`settings_key` of the run; parts written with other settings are ignored.
+    folder : str
+        Journal folder inside the dataset (another one keeps labels that are not
+        merged into the manifest apart, e.g. an LBM check of surrogate labels).
     """
 
-    def __init__(self, root: str | Path, key: str):
-        self.folder = Path(root) / JOURNAL
+    def __init__(self, root: str | Path, key: str, folder: str = JOURNAL):
+        self.folder = Path(root) / folder
         self.key = key
 
     def add(self, rows: pd.DataFrame) -> None:

@@ -9,6 +9,7 @@ when to trust it. Modules:
 * :mod:`~pvae.surrogate.model` -- the network and its config;
 * :mod:`~pvae.surrogate.training` -- training an ensemble with symmetry augmentation;
 * :mod:`~pvae.surrogate.ensemble` -- the saved bundle and batched prediction;
+* :mod:`~pvae.surrogate.domain` -- the applicability domain (is an image like the training ones?);
 * :mod:`~pvae.surrogate.evaluation` -- accuracy and calibration against LBM labels;
 * :mod:`~pvae.surrogate.labelling` -- writing surrogate labels into a dataset.
 """

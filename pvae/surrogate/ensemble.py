@@ -3,8 +3,8 @@
 The bundle is one ``torch.save`` file of plain dicts, lists, numbers and tensors
 (loaded with ``weights_only=True``): model config, target normalisation, one state
 dict per member, the image shape, training settings and history, the datasets with
-their fingerprints and splits, validation metrics and the code version. It rebuilds
-the ensemble alone.
+their fingerprints and splits, validation metrics, the applicability domain
+(:mod:`pvae.surrogate.domain`) and the code version. It rebuilds the ensemble alone.
 """
 
 import hashlib
@@ -20,6 +20,7 @@ from pvae.errors import PvaeError
 from pvae.physics.connectivity import percolates
 from pvae.progress import progress_bar
 from pvae.store.reader import VoxelStore
+from pvae.surrogate.domain import ApplicabilityDomain
 from pvae.surrogate.logtensor import LN10, LogNormalizer, exp_tensor, to_matrix
 from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig
 
@@ -103,6 +104,13 @@ class SurrogateEnsemble:
     def n_members(self) -> int:
         """Ensemble size M."""
         return len(self.states)
+
+    @property
+    def domain(self) -> ApplicabilityDomain | None:
+        """Where the surrogate can be trusted (:mod:`~pvae.surrogate.domain`); None for a
+        bundle made before domains were recorded (``pvae surrogate domain`` adds one)."""
+        state = self.info.get("domain")
+        return ApplicabilityDomain.from_dict(state) if state else None
 
     @property
     def fingerprint(self) -> str:

@@ -32,6 +32,7 @@ from pvae.provenance import code_version
 from pvae.splits import epoch_seed, make_splits, training_subset
 from pvae.store.reader import VoxelStore, open_dataset
 from pvae.store.torch_dataset import VoxelDataset
+from pvae.surrogate.domain import fit_domain
 from pvae.surrogate.ensemble import LABEL_UNITS, Prediction, SurrogateEnsemble
 from pvae.surrogate.evaluation import accuracy
 from pvae.surrogate.logtensor import LogNormalizer, log_tensor
@@ -240,6 +241,8 @@ def train_ensemble(
     ensemble = SurrogateEnsemble(config, normalizer, states, info, device)
     predictions = [ensemble.predict_store(s, r) for s, r in zip(stores, val_rows, strict=True)]
     ensemble.info["validation"] = accuracy(Prediction.concat(predictions), validation.k)
+    parts = zip(stores, train_rows, val_rows, strict=True)
+    ensemble.info["domain"] = fit_domain(list(parts)).to_dict()
     return ensemble
 
 
