@@ -9,7 +9,7 @@ import pandas as pd
 from analysis.plots import save
 from analysis.selection import SelectionRule, choose
 from analysis.study import METRIC, Study
-from pvae.atomic import atomic_directory
+from pvae.atomic import atomic_directory, check_out
 from pvae.bundle import (
     BUNDLE_FORMAT,
     TORCHSCRIPT_FILE,
@@ -135,7 +135,11 @@ ray {prov["versions"].get("ray")}.
 
 
 def export_trial(
-    study: Study, out: str | Path, trial_id: str | None = None, rule: SelectionRule | None = None
+    study: Study,
+    out: str | Path,
+    trial_id: str | None = None,
+    rule: SelectionRule | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Export a trial's best checkpoint as a bundle (see :mod:`pvae.bundle`).
 
@@ -143,15 +147,18 @@ def export_trial(
     ----------
     study : Study
     out : str or Path
-        Bundle directory (replaced atomically).
+        Bundle directory (written atomically).
     trial_id : str, optional
         Trial to export; default: the production-model rule's choice.
     rule : SelectionRule, optional
+    overwrite : bool
+        Replace an existing non-empty ``out``.
 
     Returns
     -------
     Path
     """
+    check_out(out, overwrite)
     row, reason = _trial_row(study, trial_id, rule)
     checkpoint = row.get("best_checkpoint")
     if not isinstance(checkpoint, str) or not checkpoint:
@@ -173,7 +180,7 @@ def export_trial(
         "versions": study.record.get("versions", versions()),
     }
     out = Path(out)
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=overwrite) as tmp:
         extra = {"metrics": metrics, "provenance": provenance, "selection": reason}
         write_bundle_core(tmp, state, extra)
         write_torchscript(model, tmp)

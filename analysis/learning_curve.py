@@ -28,16 +28,19 @@ MIN_SIZES = 3  # distinct dataset sizes needed to fit three parameters
 DEFAULT_TARGETS = {"r2": 0.97, "dice": 0.90, "fidelity_success": 0.90}
 
 
-def metric_columns(trials: pd.DataFrame) -> dict[str, tuple[str, bool]]:
+def metric_columns(trials: pd.DataFrame, prefix: str = "best_val_") -> dict[str, tuple[str, bool]]:
     """Fittable metrics of a trials table: name -> (column, approaches one).
 
     R^2 of every target (``best_val_r2_*``), reconstruction Dice and BCE and the
-    fidelity success share, where present.
+    fidelity success share, where present; ``prefix`` picks another set of columns
+    (e.g. ``test_`` for test-split metrics of each trial's best checkpoint).
     """
     found = {}
     for column in trials.columns:
-        name = column.removeprefix("best_val_")
-        if column.startswith("best_val_r2_"):
+        if not column.startswith(prefix):
+            continue
+        name = column.removeprefix(prefix)
+        if name.startswith("r2_"):
             found[name] = (column, True)
         elif name in ("dice", "fidelity_success"):
             found[name] = (column, True)
@@ -85,6 +88,7 @@ def learning_curves(
     targets: dict[str, float] | None = None,
     boot: int = 200,
     seed: int = 0,
+    prefix: str = "best_val_",
 ) -> list[dict]:
     """Fit every metric of a dataset-size study, per latent size.
 
@@ -99,6 +103,8 @@ def learning_curves(
     boot : int
         Bootstrap resamples.
     seed : int
+    prefix : str
+        Metric columns to fit (see :func:`metric_columns`).
 
     Returns
     -------
@@ -113,7 +119,7 @@ def learning_curves(
     latents = done[LATENT] if LATENT in done else pd.Series(np.nan, index=done.index)
     rng = np.random.default_rng(seed)
     results = []
-    for name, (column, to_one) in metric_columns(done).items():
+    for name, (column, to_one) in metric_columns(done, prefix).items():
         for latent, part in done.groupby(latents.fillna(-1)):
             values = part[[SIZE, column]].dropna()
             cells = [g[column].to_numpy(float) for _, g in values.groupby(SIZE)]

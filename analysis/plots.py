@@ -187,19 +187,25 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
     return save(fig, stem)
 
 
-def learning_curve_fits(study: Study, fits: list[dict], stem: Path) -> Path | None:
+def learning_curve_fits(
+    trials: pd.DataFrame, fits: list[dict], stem: Path, prefix: str = "best_val_"
+) -> Path | None:
     """Error against dataset size with the fitted ``a N^-b + c``, one panel per metric.
 
     Parameters
     ----------
+    trials : pd.DataFrame
+        The study's trials (``Study.trials``), with the metric columns fitted.
     fits : list of dict
-        :func:`analysis.learning_curve.learning_curves` of the study.
+        :func:`analysis.learning_curve.learning_curves` of those trials.
+    prefix : str
+        The metric columns the fits were made on.
     """
     if not fits:
         return None
-    columns = metric_columns(study.trials)
+    columns = metric_columns(trials, prefix)
     metrics = list(dict.fromkeys(f["metric"] for f in fits))
-    done = study.trials[study.trials["status"] == "completed"]
+    done = trials[trials["status"] == "completed"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes[0], metrics, strict=True):

@@ -10,7 +10,7 @@ from analysis.importance import param_importances
 from analysis.learning_curve import learning_curves, sentence
 from analysis.selection import SelectionRule, choose, leaderboard
 from analysis.study import METRIC, Study
-from pvae.atomic import atomic_directory, atomic_write_bytes, atomic_write_json
+from pvae.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, check_out
 from pvae.errors import PvaeError
 
 LEADERBOARD_COLUMNS = (
@@ -32,7 +32,7 @@ def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[
     the study's learning curves (:mod:`analysis.learning_curve`), if any."""
     made = {
         "dataset_size_fits": plots.learning_curve_fits(
-            study, fits or [], folder / "dataset_size_fits"
+            study.trials, fits or [], folder / "dataset_size_fits"
         ),
         "learning_curves": plots.learning_curves(study, folder / "learning_curves"),
         "dataset_size": plots.metric_vs(study, "dataset_size", folder / "metric_vs_dataset_size"),
@@ -57,7 +57,9 @@ def _table(frame) -> str:
     return header + "\n".join(rows) + "\n"
 
 
-def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) -> dict:
+def analyze(
+    study: Study, out: str | Path, rule: SelectionRule | None = None, overwrite: bool = False
+) -> dict:
     """Figures, leaderboard, importance and the production-model choice, into ``out``.
 
     Writes ``report.md`` (figures embedded by relative path), ``leaderboard.csv``,
@@ -72,8 +74,8 @@ def analyze(study: Study, out: str | Path, rule: SelectionRule | None = None) ->
         ``choice_error``), ``figures`` (names), ``report`` (path).
     """
     rule = rule or SelectionRule()
-    out = Path(out)
-    with atomic_directory(out, overwrite=True) as tmp:
+    out = check_out(out, overwrite)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
         curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
         made = figures(study, tmp / "figures", curves)
         board = leaderboard(study.trials, rule)

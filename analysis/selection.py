@@ -55,6 +55,8 @@ class SelectionRule:
     def __post_init__(self):
         if self.mode not in ("min", "max"):
             raise PvaeError(f"selection rule: mode must be min or max, not {self.mode!r}")
+        if not self.tie_tolerance >= 0:
+            raise PvaeError(f"selection rule: tie_tolerance {self.tie_tolerance}: need >= 0")
         for constraint in self.constraints:
             if len(constraint) != 3 or constraint[1] not in OPERATORS:
                 raise PvaeError(f"selection rule: bad constraint {constraint!r}")

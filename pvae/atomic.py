@@ -17,6 +17,23 @@ import pyarrow.parquet as pq
 from pvae.errors import PvaeError
 
 
+def check_out(out: str | Path, overwrite: bool = False) -> Path:
+    """An output path a command may write: missing, an empty folder, or ``overwrite``.
+
+    Commands call it before any work, so a refusal costs nothing and writes nothing.
+
+    Raises
+    ------
+    PvaeError
+        One line naming ``out``, when it exists (a file, or a non-empty folder) and
+        ``overwrite`` is not given.
+    """
+    out = Path(out)
+    if not overwrite and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PvaeError(f"{out}: exists and is not empty; use --overwrite to replace it")
+    return out
+
+
 def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
 
@@ -28,7 +45,8 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
     Parameters
     ----------
     out : str or Path
-        Final directory. If it exists, :class:`PvaeError` unless ``overwrite``.
+        Final directory. If it exists and is not empty, :class:`PvaeError` unless
+        ``overwrite`` (:func:`check_out`).
     overwrite : bool
         Replace an existing ``out`` (only once the new one is complete).
 
@@ -38,9 +56,7 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
         The temporary directory to fill. On an exception it is removed, together
         with any parent folders this call created, and ``out`` is untouched.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise PvaeError(f"{out}: output directory exists; use --overwrite to replace it")
+    out = check_out(out, overwrite)
     missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_name(out)

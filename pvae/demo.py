@@ -13,12 +13,16 @@
 8. a summary table.
 
 Every stage writes under ``--out``; a second run reuses what exists (delete a stage's
-folder to redo it). Each stage shows progress and prints where its output is.
+folder to redo it). Each stage shows progress and prints where its output is. A stage
+that fails stops the demo with one line naming it (``--debug``: the traceback); the
+next run resumes there.
 """
 
 import argparse
 import json
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvae.default_data import DEFAULT_DATASET
@@ -32,10 +36,6 @@ CANDIDATES = 4
 # steps per direction (a structure that needs more is reported as not converged)
 VERIFY = ["--tol", "1e-4", "--max-steps", "20000"]
 FIDELITY_SAMPLES = 16  # test samples whose decoded structures LBM measures
-
-
-def stage(title: str):
-    print(f"\n== {title}", flush=True)
 
 
 def run_study_stage(experiment: Path, dataset: Path, out: Path, smoke: bool) -> dict:
@@ -64,118 +64,100 @@ def interpolation_ends(store, test: list[int]) -> list[str]:
     return list(rows["sample_id"].iloc[:2])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pvae.demo", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--out", type=Path, default=Path("demo-out"))
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    parser.add_argument("--experiment", type=Path, default=EXPERIMENT)
-    parser.add_argument("--smoke", action="store_true", help="tiny study (for tests)")
-    parser.add_argument(
-        "--targets", type=int, default=INVERSE_TARGETS, help="inverse-design targets"
-    )
-    args = parser.parse_args(argv)
+@dataclass
+class Demo:
+    """What the stages share: the options, and what earlier stages produced."""
+
+    out: Path
+    dataset: Path
+    experiment: Path
+    smoke: bool
+    targets: int
+    start: float
+    store: object = None
+    record: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    loaded: object = None
+
+    @property
+    def bundle(self) -> Path:
+        return self.out / "models" / "production"
+
+
+def pvae_command(*argv) -> None:
+    """Run one ``pvae`` command of a stage; :class:`PvaeError` when it fails (the
+    command has printed why)."""
     from pvae.cli import main as cli
 
-    start = time.perf_counter()
-    out = args.out.resolve()
-    print(f"== pvae demo -> {out}/")
+    code = cli([str(a) for a in argv])
+    if code:
+        raise PvaeError(f"pvae {argv[0]} exited with status {code}")
 
-    stage("1/8 dataset")
-    store = open_dataset(args.dataset)
-    summary = store.summary()
-    if summary["labelled"] < len(store):
-        raise PvaeError(f"{args.dataset}: not fully labelled; run `pvae data build-default`")
+
+def dataset_stage(demo: Demo) -> None:
+    demo.store = open_dataset(demo.dataset)
+    summary = demo.store.summary()
+    if summary["labelled"] < len(demo.store):
+        raise PvaeError(f"{demo.dataset}: not fully labelled; run `pvae data build-default`")
     print(
-        f"{args.dataset}: {summary['count']} samples {summary['shape']}, {summary['families']}, "
+        f"{demo.dataset}: {summary['count']} samples {summary['shape']}, {summary['families']}, "
         f"fingerprint {summary['fingerprint']}"
     )
 
-    stage("2/8 Ray Tune study (ASHA + Optuna, local Ray)")
-    record = run_study_stage(args.experiment, args.dataset, out / "study", args.smoke)
-    best = record["summary"]["best_trial"]
-    print(f"results: {out / 'study' / 'trials.parquet'}, {out / 'study' / 'history.parquet'}")
 
-    stage("3/8 analysis and production-model choice")
-    if not (out / "analysis" / "report.md").is_file():
-        cli(["analyze", str(out / "study"), "--out", str(out / "analysis")])
-    print(f"report: {out / 'analysis' / 'report.md'}")
+def study_stage(demo: Demo) -> None:
+    demo.record = run_study_stage(demo.experiment, demo.dataset, demo.out / "study", demo.smoke)
+    study = demo.out / "study"
+    print(f"results: {study / 'trials.parquet'}, {study / 'history.parquet'}")
 
-    stage("4/8 export and test-split evaluation")
-    bundle = out / "models" / "production"
-    if not (bundle / "bundle.json").is_file():
-        cli(["export", str(out / "study"), "--out", str(bundle)])
-    if not (out / "evaluation" / "metrics.json").is_file():
-        cli(
-            [
-                "evaluate",
-                "--model",
-                str(bundle),
-                "--dataset",
-                str(args.dataset),
-                "--split",
-                "test",
-                "--out",
-                str(out / "evaluation"),
-                "--fidelity-samples",
-                str(FIDELITY_SAMPLES),
-                "--overwrite",
-            ]
-        )
-    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
-    print(f"bundle: {bundle}; evaluation: {out / 'evaluation'}")
-    fidelity = metrics["fidelity"]
+
+def analysis_stage(demo: Demo) -> None:
+    if not (demo.out / "analysis" / "report.md").is_file():
+        pvae_command("analyze", demo.out / "study", "--out", demo.out / "analysis", "--overwrite")
+    print(f"report: {demo.out / 'analysis' / 'report.md'}")
+
+
+def export_stage(demo: Demo) -> None:
+    evaluation = demo.out / "evaluation"
+    if not (demo.bundle / "bundle.json").is_file():
+        pvae_command("export", demo.out / "study", "--out", demo.bundle, "--overwrite")
+    if not (evaluation / "metrics.json").is_file():
+        pvae_command("evaluate", "--model", demo.bundle, "--dataset", demo.dataset,
+                     "--split", "test", "--out", evaluation,
+                     "--fidelity-samples", FIDELITY_SAMPLES, "--overwrite")  # fmt: skip
+    demo.metrics = json.loads((evaluation / "metrics.json").read_text())
+    print(f"bundle: {demo.bundle}; evaluation: {evaluation}")
+    fidelity = demo.metrics["fidelity"]
     print(
-        f"test Dice {metrics['dice']:.3f}; decoded structures within tolerance of their "
+        f"test Dice {demo.metrics['dice']:.3f}; decoded structures within tolerance of their "
         f"source (LBM, {fidelity['n_samples']} samples): {fidelity['within_tolerance']:.0%}"
     )
-
-    stage("5/8 latent space")
-    if not (out / "latent" / "latents.parquet").is_file():
-        cli(
-            [
-                "latent",
-                "--model",
-                str(bundle),
-                "--dataset",
-                str(args.dataset),
-                "--out",
-                str(out / "latent" / "latents.parquet"),
-            ]
-        )
-    print(f"latents and figures: {out / 'latent'}")
-
     import pvae
 
-    loaded = pvae.load_model(bundle)
-    splits = loaded.state["splits"]
+    demo.loaded = pvae.load_model(demo.bundle)
 
-    stage("6/8 Slerp interpolation, verified by LBM")
-    if not (out / "interpolation" / "path.parquet").is_file():
-        ends = interpolation_ends(store, splits["test"])
-        cli(
-            [
-                "interpolate",
-                "--model",
-                str(bundle),
-                "--dataset",
-                str(args.dataset),
-                "--from",
-                ends[0],
-                "--to",
-                ends[1],
-                "--steps",
-                "5",
-                "--out",
-                str(out / "interpolation"),
-                *VERIFY,
-            ]
-        )
-    print(f"interpolation: {out / 'interpolation'}")
 
-    stage("7/8 inverse design of test-split properties, verified by LBM")
-    if not (out / "inverse" / "summary.json").is_file():
+def latent_stage(demo: Demo) -> None:
+    table = demo.out / "latent" / "latents.parquet"
+    if not table.is_file():
+        pvae_command("latent", "--model", demo.bundle, "--dataset", demo.dataset, "--out", table,
+                     "--overwrite")  # fmt: skip
+    print(f"latents and figures: {demo.out / 'latent'}")
+
+
+def interpolation_stage(demo: Demo) -> None:
+    folder = demo.out / "interpolation"
+    if not (folder / "path.parquet").is_file():
+        ends = interpolation_ends(demo.store, demo.loaded.state["splits"]["test"])
+        pvae_command("interpolate", "--model", demo.bundle, "--dataset", demo.dataset,
+                     "--from", ends[0], "--to", ends[1], "--steps", 5, "--out", folder,
+                     "--overwrite", *VERIFY)  # fmt: skip
+    print(f"interpolation: {folder}")
+
+
+def inverse_stage(demo: Demo) -> None:
+    folder = demo.out / "inverse"
+    if not (folder / "summary.json").is_file():
         from pvae.critic import find_critic
         from pvae.design_pool import design_pool
         from pvae.design_targets import dataset_targets
@@ -183,17 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         from pvae.inverse_report import run_inverse
         from pvae.physics.lbm import LBMSettings
 
-        targets = dataset_targets(store, splits["test"], args.targets)
+        targets = dataset_targets(demo.store, demo.loaded.state["splits"]["test"], demo.targets)
         lbm = LBMSettings(tol=float(VERIFY[1]), max_steps=int(VERIFY[3]))
-        critic, critic_file = find_critic(bundle, loaded)
+        critic, critic_file = find_critic(demo.bundle, demo.loaded)
         settings = InverseSettings(candidates=CANDIDATES, starts=4 * CANDIDATES)
-        pool = design_pool(loaded, store)  # the training split: test targets stay unseen
-        run_inverse(loaded, targets, out / "inverse", pool, settings, lbm, critic=critic,
+        pool = design_pool(demo.loaded, demo.store)  # the training split: test targets unseen
+        run_inverse(demo.loaded, targets, folder, pool, settings, lbm, critic=critic,
                     critic_file=critic_file, overwrite=True)  # fmt: skip
-    inverse = json.loads((out / "inverse" / "summary.json").read_text())
     import pandas as pd
 
-    designs = pd.read_parquet(out / "inverse" / "summary.parquet")
+    designs = pd.read_parquet(folder / "summary.parquet")
     for row in designs.itertuples():
         if row.status == "designed":
             wanted = "/".join(f"{getattr(row, f'target_k_{a}{a}'):.3g}" for a in "xyz")
@@ -208,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             print(f"target {row.id}: {row.status} ({row.note})")
-    print(f"designs: {out / 'inverse'}")
+    print(f"designs: {folder}")
 
-    stage("8/8 summary")
+
+def summary_stage(demo: Demo) -> None:
+    best = demo.record["summary"]["best_trial"]
+    metrics, fidelity = demo.metrics, demo.metrics["fidelity"]
+    inverse = json.loads((demo.out / "inverse" / "summary.json").read_text())
     rate = inverse["success_rate"]
     rows = [
         (
@@ -241,11 +226,53 @@ def main(argv: list[str] | None = None) -> int:
             if rate is not None
             else "n/a",
         ),
-        ("time", f"{time.perf_counter() - start:.0f} s"),
+        ("time", f"{time.perf_counter() - demo.start:.0f} s"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+STAGES = (
+    ("dataset", dataset_stage),
+    ("Ray Tune study (ASHA + Optuna, local Ray)", study_stage),
+    ("analysis and production-model choice", analysis_stage),
+    ("export and test-split evaluation", export_stage),
+    ("latent space", latent_stage),
+    ("Slerp interpolation, verified by LBM", interpolation_stage),
+    ("inverse design of test-split properties, verified by LBM", inverse_stage),
+    ("summary", summary_stage),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every stage; 0 when all ran, 1 with one line naming the stage that failed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pvae.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-out"))
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--experiment", type=Path, default=EXPERIMENT)
+    parser.add_argument("--smoke", action="store_true", help="tiny study (for tests)")
+    parser.add_argument(
+        "--targets", type=int, default=INVERSE_TARGETS, help="inverse-design targets"
+    )
+    parser.add_argument("--debug", action="store_true", help="a traceback when a stage fails")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    demo = Demo(out, args.dataset, args.experiment, args.smoke, args.targets, time.perf_counter())
+    print(f"== pvae demo -> {out}/")
+    for number, (title, run) in enumerate(STAGES, 1):
+        print(f"\n== {number}/{len(STAGES)} {title}", flush=True)
+        try:
+            run(demo)
+        except Exception as exc:  # one line naming the stage; --debug for the traceback
+            if args.debug:
+                raise
+            print(f"pvae demo: stage {number}/{len(STAGES)} ({title}) failed: {exc}; "
+                  "fix it and run the demo again: finished stages are reused",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pvae.atomic import atomic_directory, atomic_write_json
+from pvae.atomic import atomic_directory, atomic_write_json, check_out
 from pvae.errors import PvaeError
 from pvae.fidelity import Critic, fidelity_summary, labelled_k, measure_fidelity, spread_positions
 from pvae.figures import bar_plot, parity_plot, slices_plot
@@ -51,7 +51,7 @@ def split_indices(state: dict, store, split: str) -> list[int]:
 def evaluate(
     model_path: str | Path, dataset, split: str = "test", out: str | Path | None = None,
     device: str = "auto", batch_size: int = 16, fidelity_samples: int = 32,
-    fidelity_method: str = "lbm", surrogate=None, overwrite: bool = True,
+    fidelity_method: str = "lbm", surrogate=None, overwrite: bool = False,
 ) -> dict:  # fmt: skip
     """Evaluate a model on a split; optionally write JSON, Parquet and figures to ``out``.
 
@@ -84,8 +84,8 @@ def evaluate(
         ``s2_error`` and, where measured, ``fidelity_within_tolerance`` per family) and
         ``fidelity`` (:func:`pvae.fidelity.fidelity_summary`; null when not measured).
     """
-    if out is not None and not overwrite and Path(out).exists() and any(Path(out).iterdir()):
-        raise PvaeError(f"{out}: output directory exists and is not empty; use --overwrite")
+    if out is not None:
+        check_out(out, overwrite)
     loaded = load_model(model_path, device)
     model, normalizer, state = loaded.model, loaded.normalizer, loaded.state
     store = open_dataset(dataset)

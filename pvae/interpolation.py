@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pvae.atomic import atomic_directory
+from pvae.atomic import atomic_directory, check_out
 from pvae.errors import PvaeError
 from pvae.figures import interpolation_plot
 from pvae.imaging import write_image
@@ -29,6 +29,7 @@ def interpolate(
     out: str | Path | None = None,
     settings: LBMSettings | None = None,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Interpolate between two samples' latent means and verify each decoded step.
 
@@ -48,6 +49,9 @@ def interpolate(
         ``interpolation.png`` (written atomically).
     settings : LBMSettings, optional
         Solver settings of the verification.
+    device : str
+    overwrite : bool
+        Replace an existing non-empty ``out``.
 
     Returns
     -------
@@ -55,6 +59,8 @@ def interpolate(
         One row per step: ``step``, ``t``, ``predicted_<target>`` (regressor at z),
         verified porosity and permeability (:func:`verify_structures`), ``file``.
     """
+    if out is not None:
+        check_out(out, overwrite)
     if method not in METHODS:
         raise PvaeError(f"--method {method}: choose slerp or linear")
     if steps < 2:
@@ -72,7 +78,7 @@ def interpolate(
     table["file"] = [f"step_{i:02d}.npy" for i in range(steps)]
     table.attrs = {"from": start_id, "to": end_id, "method": method}
     if out is not None:
-        with atomic_directory(out, overwrite=True) as tmp:
+        with atomic_directory(out, overwrite=overwrite) as tmp:
             for i, image in enumerate(images):
                 write_image(image, tmp / f"step_{i:02d}.npy")
                 write_image(image, tmp / f"step_{i:02d}.tif")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pvae.atomic import atomic_write_parquet
+from pvae.atomic import atomic_write_parquet, check_out
 from pvae.figures import pca_plot, traversal_plot
 from pvae.inference import binarize_logits, infer
 from pvae.loading import LoadedModel
@@ -162,7 +162,11 @@ def predict_images(loaded: LoadedModel, images: np.ndarray, batch_size: int = 32
 
 
 def write_latents(
-    loaded: LoadedModel, store: VoxelStore, out: str | Path, components: int = 3
+    loaded: LoadedModel,
+    store: VoxelStore,
+    out: str | Path,
+    components: int = 3,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Latent table as Parquet plus PCA and traversal figures beside it.
 
@@ -171,13 +175,17 @@ def write_latents(
     out : str or Path
         ``latents.parquet`` path; figures ``<stem>_pca.png`` and ``<stem>_traversal.png``
         are written next to it.
+    components : int
+        Principal components kept (at least 2).
+    overwrite : bool
+        Replace an existing ``out``.
 
     Returns
     -------
     pd.DataFrame
         The :func:`latent_table`, with ``pc1``, ``pc2`` columns added.
     """
-    out = Path(out)
+    out = check_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     table = latent_table(loaded, store)
     mu = mu_matrix(table)

@@ -47,6 +47,7 @@ def ray_cluster():
     import ray
 
     ray.init(
+        address="local",  # its own, even beside a `ray start` cluster on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=80 * 2**20,

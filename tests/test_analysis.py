@@ -213,3 +213,31 @@ def test_missing_checkpoint_is_reported(study_dir, tmp_path):
     with pytest.raises(PvaeError, match="re-export"):
         pvae.load_model(bundle)
     assert np.isfinite(study.trials["best_val_objective"]).any()
+
+
+@pytest.mark.parametrize("command", ["analyze", "export", "evaluate", "interpolate", "latent"])
+def test_commands_refuse_a_non_empty_out(command, study_dir, trained_run, tmp_path, run_cli):
+    run, data = trained_run
+    out = tmp_path / ("latents.parquet" if command == "latent" else "out")
+    if command == "latent":
+        out.write_text("earlier run")
+    else:
+        out.mkdir()
+        (out / "earlier.txt").write_text("earlier run")
+    ids = open_dataset(data).manifest["sample_id"]
+    argv = {
+        "analyze": ["analyze", study_dir],
+        "export": ["export", study_dir],
+        "evaluate": ["evaluate", "--model", run],
+        "interpolate": ["interpolate", "--model", run, "--from", ids[0], "--to", ids[1]],
+        "latent": ["latent", "--model", run],
+    }[command]
+    code, stdout, err = run_cli(*argv, "--out", out)
+    assert code == 2 and err.count("\n") == 1 and f"{out}: exists" in err and "--overwrite" in err
+    assert not stdout and sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    kept = out if command == "latent" else out / "earlier.txt"
+    assert kept.read_text() == "earlier run"
+    if command in ("analyze", "export"):  # with --overwrite the new output replaces it
+        code, _, err = run_cli(*argv, "--out", out, "--overwrite")
+        assert code == 0, err
+        assert not (out / "earlier.txt").exists()

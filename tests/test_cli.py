@@ -96,19 +96,14 @@ def test_bad_inputs_one_line_each(run_cli, tmp_path, rng):
         "data", "synth", "--family", "foam", "--count", "2", "--out", tmp_path / "o", "--param", "x"
     )
     assert_one_line_error(code, err, "--param x", "KEY=VALUE")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("a user's file")
     code, _, err = run_cli(
-        "data",
-        "synth",
-        "--family",
-        "foam",
-        "--count",
-        "2",
-        "--size",
-        "16",
-        "--out",
-        tmp_path / "empty",
-    )
-    assert_one_line_error(code, err, "empty", "exists", "--overwrite")
+        "data", "synth", "--family", "foam", "--count", "2", "--size", "16", "--out",
+        tmp_path / "full",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "full", "exists", "--overwrite")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "a user's file"
 
 
 def test_console_script_exit_status_and_no_traceback(tmp_path):

@@ -203,7 +203,10 @@ def test_interpolation_writes_verified_path(layout, request, tmp_path, run_cli):
     for row in table.itertuples():
         assert row.verified_porosity == pytest.approx(read_image(out / row.file).mean(), abs=0)
     assert (out / "interpolation.png").is_file() and (out / "step_01.tif").is_file()
-    code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", "nope", "--out", out)
+    code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", b, "--out", out)
+    assert code == 2 and "--overwrite" in err  # a second run keeps the first's path
+    code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", "nope", "--out",
+                           tmp_path / "other")  # fmt: skip
     assert code == 2 and "unknown sample ID 'nope'" in err
 
 

@@ -154,7 +154,10 @@ def test_bad_input_empty_and_foreign_files(tmp_path, rng):
 
 def test_bad_input_existing_output(bmp_dir, tmp_path):
     (tmp_path / "ds").mkdir()
-    with pytest.raises(PvaeError, match="exists; use --overwrite"):
+    (tmp_path / "ds" / "notes.txt").write_text("a user's file")
+    with pytest.raises(PvaeError, match="exists and is not empty; use --overwrite"):
         import_dataset(bmp_dir, tmp_path / "ds")
-    assert list((tmp_path / "ds").iterdir()) == []
+    assert [p.name for p in (tmp_path / "ds").iterdir()] == ["notes.txt"]
     assert len(open_dataset(import_dataset(bmp_dir, tmp_path / "ds", overwrite=True))) == 3
+    (tmp_path / "empty").mkdir()  # an empty folder is free to use
+    assert len(open_dataset(import_dataset(bmp_dir, tmp_path / "empty"))) == 3

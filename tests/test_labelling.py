@@ -97,6 +97,19 @@ def test_kill_then_resume_loses_nothing(ray_cluster, tmp_path):
     assert open_dataset(root).labelled().all()
 
 
+def test_a_ray_that_pvae_starts_is_quiet(tmp_path):
+    """No Ray notices on a terminal: token authentication stays on (Ray's default for a
+    new local cluster), without its announcement."""
+    root = synthesize("spheres", 2, 16, seed=2, out=tmp_path / "ds", workers=1, progress=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    command = [sys.executable, "-m", "pvae", "data", "label", str(root), "--tol", "1e-4",
+               "--check-every", "50"]  # fmt: skip
+    done = subprocess.run(command, env=env | {"HOME": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.startswith("labelled 2 samples by LBM")
+
+
 def test_unconverged_solves_warn_on_stderr_only(ray_cluster, small_dataset, run_cli):
     code, stdout, stderr = run_cli("data", "label", small_dataset, "--max-steps", "20",
                                    "--workers", "2")  # fmt: skip

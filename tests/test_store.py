@@ -93,7 +93,7 @@ def test_existing_output_needs_overwrite(tmp_path, rng):
     out = tmp_path / "d"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(PvaeError, match="exists; use --overwrite"):
+    with pytest.raises(PvaeError, match="exists and is not empty; use --overwrite"):
         with atomic_directory(out):
             pass
     assert (out / "keep.txt").read_text() == "mine"

@@ -26,8 +26,11 @@ from pvae.symmetry import cube_symmetries
 
 TINY = SurrogateConfig(channels=(4, 8), hidden=8)
 FAST_LBM = LBMSettings(tol=1e-4, check_every=50)
-R2_FLOOR = 0.93  # 268 samples, 40 epochs; bench (804 samples): 0.982-0.993, as the issue asks
-MEDIAN_REL_ERROR_CEILING = 0.2  # bench (804 samples): 0.068; the issue asks 0.10
+# What an ensemble trained on data/default alone (268 training samples, 40 epochs) must
+# reach. The requirement (R^2 >= 0.98 per axis, median relative error <= 10%) needs more
+# data and is measured by bench/bench_surrogate.py on 804 samples: 0.982-0.993 and 6.8%.
+R2_FLOOR_268 = 0.93
+MEDIAN_REL_ERROR_CEILING_268 = 0.2
 
 
 def random_spd(rng, n):
@@ -214,8 +217,9 @@ def test_cli_bad_input_is_one_line(cli, trained, labelled_dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_accuracy_on_held_out_lbm_labels():
-    """The issue's accuracy check on data/default (minutes on 2 CPU cores)."""
+def test_accuracy_on_held_out_lbm_labels_from_268_samples():
+    """Accuracy on data/default's held-out test split from its 268 training samples alone
+    (minutes on 2 CPU cores): R^2 >= 0.93 per axis, median relative error <= 20%."""
     from pvae.default_data import DEFAULT_DATASET
     from pvae.surrogate.evaluation import accuracy
 
@@ -227,6 +231,6 @@ def test_accuracy_on_held_out_lbm_labels():
     rows = [store.index_of(i) for i in ensemble.info["datasets"][0]["test"]]
     k_lbm = store.labels()[rows, 1:].reshape(-1, 3, 3)
     result = accuracy(ensemble.predict_store(store, rows), k_lbm)
-    assert min(result["r2_log10_k"].values()) >= R2_FLOOR
-    assert result["median_rel_error"]["all"] <= MEDIAN_REL_ERROR_CEILING
+    assert min(result["r2_log10_k"].values()) >= R2_FLOOR_268
+    assert result["median_rel_error"]["all"] <= MEDIAN_REL_ERROR_CEILING_268
     assert result["calibration"]["spearman"] > 0

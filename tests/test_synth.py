@@ -92,7 +92,7 @@ def test_options_validation():
         family_options("gyroid")
     with pytest.raises(PvaeError, match="unknown option"):
         family_options("foam", {"colour": "red"})
-    with pytest.raises(PvaeError, match="porosity range"):
+    with pytest.raises(PvaeError, match="porosity needs"):
         family_options("spheres", {"porosity": (0.5, 1.0)})
     with pytest.raises(PvaeError, match="axes"):
         family_options("channels", {"axes": "w"})

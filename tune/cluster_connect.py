@@ -1,9 +1,26 @@
 """Connecting to Ray: an existing cluster when there is one, a small local one otherwise."""
 
 import contextlib
+import logging
 import os
 
 import ray
+
+# Ray's notice that a new local cluster uses token authentication (Ray's default, kept):
+# for a Ray that pvae starts for itself it is noise on every command
+TOKEN_NOTICE = "ray._private.authentication.authentication_token_setup"
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    """Silence one logger's warnings (not errors) for the duration."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -36,13 +53,15 @@ def ray_session(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                object_store_memory=object_store_memory,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            with _quiet(TOKEN_NOTICE):
+                ray.init(
+                    address="local",  # a new one: never the last `ray start` cluster
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    object_store_memory=object_store_memory,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             started = True
     try:
         yield ray.cluster_resources()

@@ -9,6 +9,7 @@ def register(commands) -> None:
     analyze = commands.add_parser("analyze", help="figures, leaderboard, report and model choice")
     analyze.add_argument("results", type=Path, nargs="+", help="study results folder(s)")
     analyze.add_argument("--out", type=Path, help="report folder (default: RESULTS/analysis)")
+    analyze.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     _add_rule(analyze)
     analyze.set_defaults(run=run_analyze)
 
@@ -16,6 +17,7 @@ def register(commands) -> None:
     export.add_argument("results", type=Path, help="study results folder")
     export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. models/NAME")
     export.add_argument("--trial", help="trial ID (default: the production-model rule's choice)")
+    export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     _add_rule(export)
     export.set_defaults(run=run_export)
 
@@ -62,7 +64,7 @@ def run_analyze(args) -> None:
 
     study = load_studies(args.results, args.allow_incomplete)
     out = args.out or args.results[0] / "analysis"
-    result = analyze(study, out, _rule(args))
+    result = analyze(study, out, _rule(args), args.overwrite)
     print(result["choice"]["reason"])
     print(f"report: {result['report']} ({len(result['figures'])} figures)")
 
@@ -71,5 +73,5 @@ def run_export(args) -> None:
     from analysis import export_trial, load_study
 
     study = load_study(args.results, args.allow_incomplete)
-    out = export_trial(study, args.out, args.trial, _rule(args))
+    out = export_trial(study, args.out, args.trial, _rule(args), args.overwrite)
     print(f"exported to {out}: bundle.json, weights.safetensors, model.torchscript.pt, README.md")

@@ -2,7 +2,29 @@
 
 from pathlib import Path
 
-from pvae.cli.options import add_lbm, add_progress, lbm_settings, print_json
+from pvae.cli.options import (
+    add_fields,
+    add_lbm,
+    add_progress,
+    lbm_settings,
+    nest_permeability,
+    print_json,
+)
+
+SEARCH = (  # inverse-design options: (InverseSettings field, type, help)
+    ("candidates", int, "finalists verified by LBM and reported per target"),
+    ("starts", int, "latent starts optimised per target"),
+    ("parents", int, "pool samples (any axis order) nearest to the target, recombined"),
+    ("mixtures", int, "two-parent recombinations screened by the critic per target"),
+    ("steps", int, "optimisation steps"),
+    ("critic_weight", float, "weight of the critic's error on the decoded structure"),
+    ("regressor_weight", float, "weight of the regressor's error at z"),
+    ("prior_weight", float, "weight of |z|^2 / L"),
+    ("consistency_weight", float, "encode-decode consistency term (research code)"),
+    ("lbm_budget", int, "LBM verifications per target, at most"),
+    ("min_novelty", float, "reject finalists closer than this to a pool sample"),
+    ("seed", int, "seed of the starts"),
+)
 
 
 def _add_model(parser, dataset_help: str) -> None:
@@ -19,6 +41,7 @@ def register(commands) -> None:
     )
     _add_model(latent, "dataset to encode (default: the model's training data)")
     latent.add_argument("--out", type=Path, default=Path("latents.parquet"))
+    latent.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     latent.set_defaults(run=run_latent)
 
     interp = commands.add_parser(
@@ -30,6 +53,7 @@ def register(commands) -> None:
     interp.add_argument("--steps", type=int, default=7)
     interp.add_argument("--method", choices=("slerp", "linear"), default="slerp")
     interp.add_argument("--out", type=Path, default=Path("interpolation"))
+    interp.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     add_lbm(interp)
     interp.set_defaults(run=run_interpolate)
 
@@ -55,22 +79,10 @@ def register(commands) -> None:
         help="surrogate bundle scoring decoded structures (default: critic.pt beside the "
         "model, else the training dataset's surrogate.pt)",
     )
+    from pvae.inverse import InverseSettings
+
     tuning = inverse.add_argument_group("search (defaults: pvae.inverse.InverseSettings)")
-    for flag, kind, text in (
-        ("--candidates", int, "finalists verified by LBM and reported per target"),
-        ("--starts", int, "latent starts optimised per target"),
-        ("--parents", int, "pool samples (any axis order) nearest to the target, recombined"),
-        ("--mixtures", int, "two-parent recombinations screened by the critic per target"),
-        ("--steps", int, "optimisation steps"),
-        ("--critic-weight", float, "weight of the critic's error on the decoded structure"),
-        ("--regressor-weight", float, "weight of the regressor's error at z"),
-        ("--prior-weight", float, "weight of |z|^2 / L"),
-        ("--consistency-weight", float, "encode-decode consistency term (research code)"),
-        ("--lbm-budget", int, "LBM verifications per target, at most"),
-        ("--min-novelty", float, "reject finalists closer than this to a pool sample"),
-        ("--seed", int, "seed of the starts"),
-    ):
-        tuning.add_argument(flag, type=kind, help=text)
+    add_fields(tuning, InverseSettings, [(n, {"type": k, "help": t}) for n, k, t in SEARCH])
     inverse.add_argument(
         "--allow-extrapolation",
         action="store_true",
@@ -103,7 +115,7 @@ def run_latent(args) -> None:
     from pvae.latent import write_latents
 
     loaded, store, _ = _load(args)
-    table = write_latents(loaded, store, args.out)
+    table = write_latents(loaded, store, args.out, overwrite=args.overwrite)
     print(f"wrote {len(table)} latent vectors to {args.out} (+ _pca.png, _traversal.png)")
 
 
@@ -121,6 +133,7 @@ def run_interpolate(args) -> None:
         args.out,
         lbm_settings(args),
         device,
+        args.overwrite,
     )
     print(f"{args.method} {args.start} -> {args.end}, {args.steps} steps, verified by LBM:")
     columns = [
@@ -132,11 +145,6 @@ def run_interpolate(args) -> None:
     ]
     print(table[[c for c in columns if c in table]].to_string(index=False, float_format="%.3f"))
     print(f"volumes, path.parquet and interpolation.png in {args.out}")
-
-
-SEARCH = ("candidates", "starts", "parents", "mixtures", "steps", "critic_weight",
-          "regressor_weight", "prior_weight", "consistency_weight", "lbm_budget", "min_novelty",
-          "seed")  # fmt: skip
 
 
 def _verdict(row) -> str:
@@ -170,7 +178,7 @@ def run_inverse(args) -> int:
     targets = (
         targets_from_csv(args.targets) if args.targets else [("target", parse_target(args.target))]
     )
-    given = {name: getattr(args, name) for name in SEARCH if getattr(args, name) is not None}
+    given = {n: getattr(args, n) for n, _, _ in SEARCH if getattr(args, n) is not None}
     if "candidates" in given and "starts" not in given:
         given["starts"] = max(given["candidates"], InverseSettings.starts)
     if "candidates" in given and "lbm_budget" not in given:
@@ -191,7 +199,7 @@ def run_inverse(args) -> int:
                   args.overwrite)  # fmt: skip
     designed = summary[summary["status"] == "designed"]
     if args.json:
-        print_json(summary.to_dict(orient="records"))
+        print_json([nest_permeability(row) for row in summary.to_dict(orient="records")])
         return 0 if len(designed) else 1
     for row in summary.to_dict(orient="records"):
         if row["status"] == "designed":

@@ -1,6 +1,8 @@
 """Command-line options shared by several sub-commands."""
 
 import argparse
+import dataclasses
+import re
 import sys
 
 from pvae.atomic import json_text
@@ -34,30 +36,77 @@ def add_progress(parser) -> None:
     )
 
 
+_COMPONENT = re.compile(r"^(?:(?P<prefix>.+)_)?k_(?P<i>[xyz])(?P<j>[xyz])$")
+
+
+def nest_permeability(record: dict) -> dict:
+    """A record's flat ``PREFIX_k_ij`` fields as ``PREFIX_permeability`` tensors.
+
+    The one JSON shape of a permeability tensor across commands: a 3x3 nested list,
+    rows and columns in (x, y, z) order (``[i][j]`` = flow along i for a force along
+    j), lattice units, superficial convention; ``null`` for a component the record
+    does not have (e.g. the off-diagonal of a diagonal target). Fields of log10 K stay
+    as they are.
+    """
+    out, tensors = {}, {}
+    for key, value in record.items():
+        match = _COMPONENT.match(key)
+        if match is None or (match["prefix"] or "").endswith("log10"):
+            out[key] = value
+            continue
+        name = f"{match['prefix']}_permeability" if match["prefix"] else "permeability"
+        tensor = tensors.setdefault(name, [[None] * 3 for _ in range(3)])
+        tensor["xyz".index(match["i"])]["xyz".index(match["j"])] = value
+    return out | tensors
+
+
 def print_json(obj) -> None:
     """Print indented strict JSON to stdout (NaN and infinities as null)."""
     sys.stdout.write(json_text(obj) + "\n")
 
 
+def add_fields(group, cls, options) -> None:
+    """Options whose defaults live in a settings dataclass, not on the command line.
+
+    Parameters
+    ----------
+    group : argparse parser or argument group
+    cls : dataclass type
+        Where the defaults are (shown in the help, read from the class).
+    options : iterable of (field name, dict of ``add_argument`` keywords)
+        ``--field-name`` options; their argparse default is None, so
+        :func:`from_fields` leaves what the user did not give to the dataclass.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name, keywords in options:
+        help_text = f"{keywords.pop('help')} (default {defaults[name]})"
+        group.add_argument(f"--{name.replace('_', '-')}", default=None, help=help_text, **keywords)
+
+
+def from_fields(cls, args, names, **fixed):
+    """``cls`` from the options of :func:`add_fields` that were given, plus ``fixed``."""
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return cls(**given, **fixed)
+
+
+LBM_OPTIONS = (
+    ("collision", {"choices": ("trt", "bgk"),
+                   "help": "TRT (K independent of tau) or BGK (to reproduce BGK data)"}),
+    ("tau", {"type": float, "help": "relaxation time (> 0.5)"}),
+    ("tol", {"type": float,
+             "help": "converged when the mean flux changes less than this between checks"}),
+    ("check_every", {"type": int, "help": "steps between checks"}),
+    ("max_steps", {"type": int, "help": "step cap per direction"}),
+    ("dtype", {"choices": ("float32", "float64"), "help": "floating-point precision"}),
+)  # fmt: skip
+
+
 def add_lbm(parser) -> None:
-    """Lattice Boltzmann solver options (see :class:`pvae.physics.lbm.LBMSettings`)."""
+    """Lattice Boltzmann solver options (defaults: :class:`pvae.physics.lbm.LBMSettings`)."""
+    from pvae.physics.lbm import LBMSettings
+
     group = parser.add_argument_group("Lattice Boltzmann permeability")
-    group.add_argument(
-        "--collision",
-        choices=("trt", "bgk"),
-        default="trt",
-        help="TRT (K independent of tau; default) or BGK (to reproduce BGK data)",
-    )
-    group.add_argument("--tau", type=float, default=1.0, help="relaxation time (> 0.5)")
-    group.add_argument(
-        "--tol",
-        type=float,
-        default=1e-5,
-        help="converged when the mean flux changes less than this between checks",
-    )
-    group.add_argument("--check-every", type=int, default=100, help="steps between checks")
-    group.add_argument("--max-steps", type=int, default=50_000, help="step cap per direction")
-    group.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    add_fields(group, LBMSettings, [(name, dict(kw)) for name, kw in LBM_OPTIONS])
     group.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
 
 
@@ -65,12 +114,5 @@ def lbm_settings(args, convention: str = "superficial"):
     """:class:`LBMSettings` from :func:`add_lbm` options."""
     from pvae.physics.lbm import LBMSettings
 
-    return LBMSettings(
-        collision=args.collision,
-        tau=args.tau,
-        tol=args.tol,
-        check_every=args.check_every,
-        max_steps=args.max_steps,
-        dtype=args.dtype,
-        convention=convention,
-    )
+    names = [name for name, _ in LBM_OPTIONS]
+    return from_fields(LBMSettings, args, names, convention=convention)

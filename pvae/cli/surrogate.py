@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
-from pvae.cli.options import add_progress, print_json
+from pvae.atomic import check_out
+from pvae.cli.options import add_fields, add_progress, from_fields, print_json
 from pvae.errors import PvaeError
 from pvae.store.layout import MANIFEST
+from pvae.surrogate import SurrogateConfig, TrainSettings
 from pvae.surrogate.domain import QUANTILE
 
 _SPLIT = "train/val/test fractions of each dataset's labelled samples"
@@ -24,23 +26,9 @@ def register(commands) -> None:
         help="labelled dataset (repeat for several of one image shape)",
     )
     train.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    train.add_argument("--members", type=int, default=3, help="ensemble size (spread needs 2+)")
-    train.add_argument("--epochs", type=int, default=60, help="maximum epochs per member")
-    train.add_argument("--patience", type=int, default=15, help="early-stopping patience")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0, help="member m uses seed + m")
-    train.add_argument(
-        "--split",
-        type=float,
-        nargs=3,
-        default=(0.7, 0.15, 0.15),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help=_SPLIT,
-    )
-    train.add_argument("--split-seed", type=int, default=0)
-    train.add_argument("--max-train", type=int, help="use only this many training samples")
-    train.add_argument("--channels", default="16,32,64", help="CNN channels per stage")
+    add_fields(train, TrainSettings, [(name, dict(kw)) for name, kw in TRAIN_OPTIONS])
+    channels = ",".join(map(str, SurrogateConfig().channels))
+    train.add_argument("--channels", default=channels, help="CNN channels per stage")
     train.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_progress(train)
@@ -78,6 +66,19 @@ def register(commands) -> None:
     predict.set_defaults(run=run_predict)
 
 
+TRAIN_OPTIONS = (  # pvae surrogate train: (TrainSettings field, add_argument keywords)
+    ("members", {"type": int, "help": "ensemble size (spread needs 2+)"}),
+    ("epochs", {"type": int, "help": "maximum epochs per member"}),
+    ("patience", {"type": int, "help": "early-stopping patience"}),
+    ("batch_size", {"type": int, "help": "samples per step"}),
+    ("lr", {"type": float, "help": "AdamW learning rate"}),
+    ("seed", {"type": int, "help": "member m uses seed + m"}),
+    ("split", {"type": float, "nargs": 3, "metavar": ("TRAIN", "VAL", "TEST"), "help": _SPLIT}),
+    ("split_seed", {"type": int, "help": "seed of the split"}),
+    ("max_train", {"type": int, "help": "use only this many training samples"}),
+)
+
+
 def _channels(text: str) -> tuple[int, ...]:
     try:
         channels = tuple(int(c) for c in text.split(","))
@@ -89,17 +90,12 @@ def _channels(text: str) -> tuple[int, ...]:
 
 
 def run_train(args) -> None:
-    from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble
+    from pvae.surrogate import train_ensemble
 
-    if args.out.exists() and not args.overwrite:
-        raise PvaeError(f"{args.out}: exists; use --overwrite to replace it")
-    if abs(sum(args.split) - 1) > 1e-6 or min(args.split) <= 0:
-        raise PvaeError(f"--split {' '.join(map(str, args.split))}: need 3 fractions > 0, sum 1")
-    settings = TrainSettings(
-        members=args.members, epochs=args.epochs, patience=args.patience,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, split=tuple(args.split),
-        split_seed=args.split_seed, max_train=args.max_train, device=args.device,
-    )  # fmt: skip
+    check_out(args.out, args.overwrite)
+    if args.split is not None:
+        args.split = tuple(args.split)
+    settings = from_fields(TrainSettings, args, [n for n, _ in TRAIN_OPTIONS], device=args.device)
     config = SurrogateConfig(channels=_channels(args.channels))
     ensemble = train_ensemble(args.dataset, config, settings, args.progress)
     ensemble.save(args.out)
@@ -152,7 +148,7 @@ def run_predict(args) -> None:
         print_json({
             "model": ensemble.fingerprint, "units": "lattice", "convention": "superficial",
             "samples": [
-                {"sample_id": i, "porosity": float(p.porosity[n]), "k": p.k[n].tolist(),
+                {"sample_id": i, "porosity": float(p.porosity[n]), "permeability": p.k[n].tolist(),
                  "spread_log10": p.spread[n].tolist(), "percolating": p.percolating[n].tolist()}
                 for n, i in enumerate(ids)
             ],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvae.errors import PvaeError
+from pvae.errors import PvaeError, check_range
 
 _AXIS_OF = {"z": 0, "y": 1, "x": 2}
 
@@ -51,6 +51,10 @@ class ChannelsOptions:
             )
         if not self.axes or set(self.axes) - set("xyz"):
             raise PvaeError(f"channels: axes must be letters from 'xyz', not {self.axes!r}")
+        check_range("channels", "porosity", self.porosity, 0.0, 0.999)
+        check_range("channels", "width_fraction", self.width_fraction, 0.0, 1.0)
+        if self.max_attempts < 1:
+            raise PvaeError(f"channels: max_attempts {self.max_attempts}: need at least 1")
 
 
 def _cross_section(extent: tuple[int, int], centre, width: float, square: bool) -> np.ndarray:

@@ -7,6 +7,7 @@ from itertools import product
 import numpy as np
 from scipy.spatial import Voronoi
 
+from pvae.errors import check_range
 from pvae.microstructures.periodic import phase_within, segment_distance
 
 
@@ -25,6 +26,10 @@ class FoamOptions:
 
     porosity: tuple[float, float] = (0.6, 0.95)
     cell_size: tuple[float, float] = (12.0, 20.0)
+
+    def __post_init__(self):
+        check_range("foam", "porosity", self.porosity, 0.0, 0.999)
+        check_range("foam", "cell_size", self.cell_size, 1.0, 1e6)
 
 
 def _voronoi_edges(points: np.ndarray, shape: tuple[int, int, int], margin: float) -> np.ndarray:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pvae.errors import check_range
 from pvae.microstructures.periodic import phase_within, segment_distance
 
 
@@ -23,6 +24,10 @@ class SpheresOptions:
 
     porosity: tuple[float, float] = (0.35, 0.75)
     radius_fraction: tuple[float, float] = (0.05, 0.1)
+
+    def __post_init__(self):
+        check_range("spheres", "porosity", self.porosity, 0.0, 0.999)
+        check_range("spheres", "radius_fraction", self.radius_fraction, 0.0, 0.5)
 
 
 def generate(shape: tuple[int, int, int], rng: np.random.Generator, options: SpheresOptions):

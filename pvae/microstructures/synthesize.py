@@ -69,11 +69,7 @@ def family_options(family: str, overrides: dict | None = None):
             if len(value) != 2 or not value[0] <= value[1]:
                 raise PvaeError(f"{family}: option {key} needs two values lo <= hi")
         values[key] = value
-    options = cls(**values)
-    lo, hi = options.porosity
-    if not 0.0 < lo <= hi < 1.0:
-        raise PvaeError(f"{family}: porosity range must satisfy 0 < lo <= hi < 1, got {lo}, {hi}")
-    return options
+    return cls(**values)
 
 
 def parse_param(text: str) -> tuple[str, object]:

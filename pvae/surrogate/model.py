@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pvae.errors import PvaeError
 from pvae.layers import periodic_pad
 
 
@@ -50,6 +51,11 @@ class SurrogateConfig:
 
     channels: tuple[int, ...] = (16, 32, 64)
     hidden: int = 64
+
+    def __post_init__(self):
+        if not self.channels or min(self.channels) < 1 or self.hidden < 1:
+            raise PvaeError(f"surrogate: channels {self.channels} and hidden {self.hidden} "
+                            "need positive sizes, at least one stage")  # fmt: skip
 
     def to_dict(self) -> dict:
         return {"channels": list(self.channels), "hidden": self.hidden}

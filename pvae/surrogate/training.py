@@ -87,6 +87,8 @@ class TrainSettings:
             raise PvaeError(f"surrogate training: lr = {self.lr}, need > 0")
         if self.max_train is not None and self.max_train < 1:
             raise PvaeError(f"surrogate training: max_train = {self.max_train}, need >= 1")
+        if len(self.split) != 3 or min(self.split) <= 0 or abs(sum(self.split) - 1) > 1e-6:
+            raise PvaeError(f"surrogate training: split {self.split}: need 3 fractions > 0, sum 1")
 
 
 def labelled_splits(store: VoxelStore, split, seed: int) -> dict[str, np.ndarray]:

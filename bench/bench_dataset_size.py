@@ -1,0 +1,148 @@
+"""The dataset-size study's answer on the test split: learning curves per latent size.
+
+    python bench/bench_dataset_size.py --study runs/dataset-size --dataset bench/data/size-4000
+
+Reads a finished dataset-size study (``pvae tune --experiment
+experiments/dataset_size_cpu.yaml``), evaluates every completed trial's best checkpoint
+on the dataset's test split (samples no trial trained or selected on): R^2 of each
+property, reconstruction BCE and Dice, and the generator-fidelity success share
+(decoded structures measured by the dataset's surrogate, ``--fidelity-samples`` of
+them). It fits error(N) = a N^-b + c to each metric per latent size, with bootstrap
+intervals over the seeds (:mod:`analysis.learning_curve`), and writes
+bench/results/dataset_size.md, .json and dataset_size.png.
+"""
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine  # noqa: E402
+
+from analysis import load_study  # noqa: E402
+from analysis.learning_curve import LATENT, SIZE, learning_curves, sentence  # noqa: E402
+from analysis.plots import learning_curve_fits  # noqa: E402
+from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.evaluate import evaluate  # noqa: E402
+from pvae.store.layout import SURROGATE  # noqa: E402
+from pvae.surrogate import load_surrogate  # noqa: E402
+from pvae.warnings import PvaeWarning  # noqa: E402
+
+SEED = "train.seed"
+TARGETS = {"r2": 0.97, "dice": 0.75, "fidelity_success": 0.5}
+
+
+def test_metrics(trials: pd.DataFrame, dataset: Path, fidelity_samples: int) -> pd.DataFrame:
+    """``test_*`` metric columns of every completed trial's best checkpoint."""
+    critic = load_surrogate(dataset / SURROGATE)
+    rows = []
+    for _, trial in trials[trials["status"] == "completed"].iterrows():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PvaeWarning)
+            m = evaluate(trial["best_checkpoint"], dataset, "test",
+                         fidelity_samples=fidelity_samples, fidelity_method="surrogate",
+                         surrogate=critic)  # fmt: skip
+        row = {"trial_id": trial["trial_id"], "test_recon": m["recon_bce"], "test_dice": m["dice"],
+               "test_fidelity_success": m["fidelity"]["within_tolerance"]}  # fmt: skip
+        row.update({f"test_r2_{name}": value for name, value in m["r2"].items()})
+        rows.append(row)
+        fidelity = row["test_fidelity_success"]
+        print(f"{trial['trial_id']}: N {trial[SIZE]}, latent {trial[LATENT]}, "
+              f"dice {m['dice']:.3f}, fidelity {fidelity:.2f}", flush=True)  # fmt: skip
+    return trials.merge(pd.DataFrame(rows), on="trial_id")
+
+
+def cell_table(trials: pd.DataFrame) -> list[str]:
+    """Markdown: mean (min-max over seeds) of every test metric per (latent, N) cell."""
+    columns = [c for c in trials.columns if c.startswith("test_")]
+    names = [c.removeprefix("test_").replace("r2_log10_k_", "R^2 K_").replace("r2_", "R^2 ")
+             for c in columns]  # fmt: skip
+    lines = ["| latent | N | seeds | " + " | ".join(names) + " |",
+             "|---|---:|---:|" + "---:|" * len(columns)]  # fmt: skip
+    for (latent, size), cell in trials.groupby([LATENT, SIZE]):
+        values = [f"{cell[c].mean():.3f} ({cell[c].min():.3f}-{cell[c].max():.3f})"
+                  for c in columns]  # fmt: skip
+        lines.append(f"| {latent} | {size} | {len(cell)} | " + " | ".join(values) + " |")
+    return lines
+
+
+def _needed(fit: dict) -> str:
+    """``1,400 (900-2,300)``, ``never`` or with ``extrapolated``, for one fit's target."""
+    n, (lo, hi) = fit["n_for_target"], fit["n_interval"]
+    if not math.isfinite(n):
+        return "never (fitted floor above the target)"
+    upper = f"{hi:,.0f}" if math.isfinite(hi) else "never"
+    return f"{n:,.0f} ({lo:,.0f}-{upper})" + (" extrapolated" if fit["extrapolated"] else "")
+
+
+def fit_table(fits: list[dict]) -> list[str]:
+    """Markdown: the fitted curves and the dataset size each target needs."""
+    lines = ["| metric | latent | a | b | c (floor) | target | N needed (95% interval) |",
+             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for f in fits:
+        need = _needed(f) if "target" in f else "-"
+        lines.append(f"| {f['metric']} | {f['latent_dim']} | {f['a']:.3g} | {f['b']:.3g} "
+                     f"| {f['c']:.3g} | {f.get('target', '-')} | {need} |")  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=Path, default=Path("runs/dataset-size"))
+    parser.add_argument("--dataset", type=Path, default=Path("bench/data/size-4000"))
+    parser.add_argument("--fidelity-samples", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    start = time.perf_counter()
+    study = load_study(args.study)
+    trials = test_metrics(study.trials, args.dataset, args.fidelity_samples)
+    fits = learning_curves(trials, TARGETS, prefix="test_")
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = learning_curve_fits(trials, fits, args.out / "dataset_size", prefix="test_")
+    record = study.record
+    wall = sum(float(t) for t in study.trials["wall_time_s"].fillna(0))
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "study": str(args.study),
+        "experiment": record["experiment"],
+        "dataset": str(args.dataset),
+        "dataset_fingerprint": record.get("dataset", {}).get("fingerprint"),
+        "trials": trials[
+            ["trial_id", SIZE, LATENT, SEED] + [c for c in trials.columns if c.startswith("test_")]
+        ].to_dict(orient="records"),  # fmt: skip
+        "fits": fits,
+        "targets": TARGETS,
+        "trial_training_s": round(wall, 1),
+        "evaluation_s": round(time.perf_counter() - start, 1),
+    }
+    answers = [f"- {sentence(f)}" for f in fits if "target" in f]
+    lines = [
+        "# Dataset-size study (CPU budget)\n",
+        f"Study `{args.study}` (`experiments/dataset_size_cpu.yaml`: "
+        f"{len(trials)} completed trials, FIFO, equal epochs) on `{args.dataset}`; test metrics "
+        f"of each trial's best checkpoint from `{report['command']}` "
+        f"({machine()['cores']} cores). Sum of trial training time {wall / 60:.0f} min.\n",
+        "## The answer\n",
+        *answers,
+        "",
+        "## Fitted curves, error(N) = a N^-b + c (error = 1 - metric; BCE as is)\n",
+        *fit_table(fits),
+        "",
+        f"![learning curves]({Path(figure).name if figure else ''})\n",
+        "## Test metrics per cell: mean (min-max over seeds)\n",
+        *cell_table(trials),
+    ]
+    markdown = "\n".join(lines) + "\n"
+    print(markdown)
+    atomic_write_json(args.out / "dataset_size.json", report)
+    atomic_write_bytes(args.out / "dataset_size.md", markdown.encode())
+
+
+if __name__ == "__main__":
+    main()
