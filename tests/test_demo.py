@@ -46,3 +46,24 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     assert main(["--out", str(out), "--dataset", str(data), "--smoke", "--targets", "1"]) == 0
     assert "reusing the finished study" in capsys.readouterr().out
     assert (out / "analysis" / "report.md").stat().st_mtime == report  # reused, not redone
+
+
+def test_a_failed_stage_stops_the_demo_with_one_line(tmp_path, capsys):
+    from pvae.microstructures import synthesize
+
+    bare = synthesize("spheres", 4, 16, seed=1, out=tmp_path / "bare", workers=1, progress=False)
+    assert main(["--out", str(tmp_path / "a"), "--dataset", str(bare)]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert (
+        line.startswith("pvae demo: stage 1/8 (dataset) failed:") and "not fully labelled" in line
+    )
+    assert "== 2/8" not in captured.out  # nothing after the failed stage ran
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntune: {samples: 0}\n")
+    assert main(["--out", str(tmp_path / "b"), "--experiment", str(bad)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        "pvae demo: stage 2/8 (Ray Tune study (ASHA + Optuna, local Ray)) failed"
+    )
+    assert "bad.yaml" in line
