@@ -130,6 +130,58 @@ def _fidelity(d):
     return rows
 
 
+def _dataset_build(d):
+    label, check = d["stages"]["label"], d["check"]
+    return [(
+        f"surrogate-labelled dataset build, {sum(d['label_sources'].values())} samples at "
+        f"{'x'.join(map(str, d['recipe']['shape']))}",
+        f"{d['wall_s']:.0f} s ({d['samples_per_s']:.1f} samples/s); {d['lbm_share']:.1%} to LBM "
+        f"({label['uncertain']} uncertain, {label['outside_domain']} outside the domain); LBM "
+        f"check of {check['samples']} surrogate labels: median |log10 K error| "
+        f"{check['median_abs_log10_error']}, 90th percentile "
+        f"{check['p90_abs_log10_error']} decades",
+    )]  # fmt: skip
+
+
+def _domain(d):
+    rows = []
+    for r in d["rows"]:
+        f, t = r["foreign"], r["in_distribution_test"]
+        rows.append((
+            f"LBM fallback on a held-out family ({r['held_out']}, {f['samples']} samples)",
+            f"median error {f['median_error']} decades; flagged by spread {f['share_spread']:.0%}, "
+            f"by the domain {f['share_domain']:.0%}; false alarms on unseen in-distribution "
+            f"samples: spread {t['share_spread']:.0%}, domain {t['share_domain']:.0%}",
+        ))  # fmt: skip
+    return rows
+
+
+def _dataset_size(d):
+    fits = [f for f in d["fits"] if "target" in f and f["metric"].startswith("r2_log10_k")]
+    needs = "; ".join(
+        f"latent {f['latent_dim']} {f['metric'].removeprefix('r2_log10_k_')}: "
+        + (f"{f['n_for_target']:,.0f}" if f["n_for_target"] != float("inf") else "never")
+        + (" (extrapolated)" if f.get("extrapolated") else "")
+        for f in fits
+    )
+    return [(
+        f"dataset-size study, {len(d['trials'])} trials (test split)",
+        f"samples needed for R^2 log10 K >= {d['targets']['r2']}: {needs}",
+    )]  # fmt: skip
+
+
+def _gpu(d):
+    best = max(d["lbm"], key=lambda r: r["mlups"]) if d["lbm"] else None
+    train = {(r["size"], r["bf16"]): r["samples_per_s"] for r in d["training"]}
+    return [(
+        "GPU: LBM and pVAE training",
+        (f"LBM {best['size']}^3 {best['mlups']:.0f} MLUPS ({best['fraction_of_roofline']:.0%} of "
+         f"roofline); " if best else "")
+        + "; ".join(f"pVAE {s}^3 {'bf16' if b else 'fp32'} {v:.0f} samples/s"
+                    for (s, b), v in train.items()),
+    )]  # fmt: skip
+
+
 EXTRACTORS = {
     "lbm": _lbm,
     "data": _data,
@@ -138,6 +190,10 @@ EXTRACTORS = {
     "inverse": _inverse,
     "surrogate": _surrogate,
     "fidelity": _fidelity,
+    "dataset_build": _dataset_build,
+    "domain": _domain,
+    "dataset_size": _dataset_size,
+    "gpu": _gpu,
 }
 
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvae.design_targets import K_TARGETS
+from pvae.design_targets import K_TARGETS, tolerance_errors
 from pvae.errors import PvaeError
-from pvae.fidelity import TOLERANCE
 from pvae.loading import LoadedModel
 from pvae.store.reader import VoxelStore
 from pvae.symmetry import CubeSymmetry, axis_permutations, permuted_diagonal
@@ -77,16 +76,10 @@ def label_errors(labels: np.ndarray, target: dict[str, float]) -> np.ndarray:
         Porosity in 0.02, log10 K in 0.1 decade (inf where a K is not positive); a
         structure whose largest error is <= 1 meets the target.
     """
-    errors = []
-    for prop, value in target.items():
-        if prop == "porosity":
-            errors.append(np.abs(labels[:, 0] - value) / TOLERANCE["porosity"])
-        else:
-            k = labels[:, 1 + K_TARGETS.index(prop)]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                error = np.abs(np.log10(k) - np.log10(value)) / TOLERANCE["log10"]
-            errors.append(np.where(k > 0, error, np.inf))
-    return np.nan_to_num(np.stack(errors, axis=1), nan=np.inf)
+    k = labels[:, 1:4]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_k = np.where(k > 0, np.log10(k), np.nan)
+    return tolerance_errors(labels[:, 0], log10_k, target)
 
 
 @dataclass(frozen=True)

@@ -188,19 +188,45 @@ def k_targets(target: dict[str, float]) -> list[str]:
     return [prop for prop in K_TARGETS if prop in target]
 
 
-def score_designs(table: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
-    """Add ``target_*``, ``error_*``, ``score`` (max error / tolerance) and ``success``."""
-    scores = []
+def tolerance_errors(porosity, log10_k, target: dict[str, float]) -> np.ndarray:
+    """Errors against a target in tolerance units: the one success measure of design.
+
+    Parameters
+    ----------
+    porosity : array-like, shape (N,), or None
+        Porosities (None when the target sets no porosity).
+    log10_k : array-like, shape (N, 3)
+        log10 of K_xx, K_yy, K_zz (lattice units); NaN or -inf where K is not positive.
+    target : dict
+        Property -> value (:data:`PROPERTIES`).
+
+    Returns
+    -------
+    np.ndarray, shape (N, len(target))
+        |porosity error| / 0.02 and |log10 K error| / 0.1 decade, in the target's order;
+        inf where a value is missing. A structure whose largest error is <= 1 succeeds.
+    """
+    errors = []
     for prop, value in target.items():
-        table[f"target_{prop}"] = value
         if prop == "porosity":
-            error = (table["verified_porosity"] - value).abs()
-            tol = TOLERANCE["porosity"]
+            errors.append(np.abs(np.asarray(porosity, float) - value) / TOLERANCE["porosity"])
         else:
-            error = (table[f"verified_log10_{prop}"] - math.log10(value)).abs()
-            tol = TOLERANCE["log10"]
-        table[f"error_{prop}"] = error
-        scores.append((error / tol).fillna(np.inf))
-    table["score"] = np.max(scores, axis=0)
+            column = np.asarray(log10_k, float)[:, K_TARGETS.index(prop)]
+            errors.append(np.abs(column - math.log10(value)) / TOLERANCE["log10"])
+    width = len(np.asarray(log10_k)) if log10_k is not None else len(np.asarray(porosity))
+    stacked = np.stack(errors, axis=1) if errors else np.zeros((width, 0))
+    return np.nan_to_num(stacked, nan=np.inf, posinf=np.inf)
+
+
+def score_designs(table: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
+    """Add ``target_*``, ``error_*`` (absolute: porosity, decades), ``score`` (largest
+    error in tolerance units, :func:`tolerance_errors`) and ``success``."""
+    log10_k = table[[f"verified_log10_{k}" for k in K_TARGETS]].to_numpy(float)
+    units = tolerance_errors(table["verified_porosity"], log10_k, target)  # (N, len(target))
+    for j, (prop, value) in enumerate(target.items()):
+        table[f"target_{prop}"] = value
+        tol = TOLERANCE["porosity"] if prop == "porosity" else TOLERANCE["log10"]
+        table[f"error_{prop}"] = np.where(np.isfinite(units[:, j]), units[:, j] * tol, np.nan)
+    table["score"] = units.max(axis=1) if units.shape[1] else 0.0
     table["success"] = table["score"] <= 1.0
     return table

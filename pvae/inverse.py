@@ -49,7 +49,14 @@ import torch
 
 from pvae.critic import straight_through
 from pvae.design_pool import DesignPool, nearest_parents
-from pvae.design_targets import K_TARGETS, PROPERTIES, k_targets, score_designs, target_vector
+from pvae.design_targets import (
+    K_TARGETS,
+    PROPERTIES,
+    k_targets,
+    score_designs,
+    target_vector,
+    tolerance_errors,
+)
 from pvae.errors import PvaeError
 from pvae.fidelity import TOLERANCE
 from pvae.imaging.binarize import binarize_at
@@ -414,10 +421,7 @@ def _screen_score(log10_k: np.ndarray, target: dict) -> np.ndarray:
     ks = k_targets(target)
     if not ks:
         return np.zeros(len(log10_k))
-    columns = [K_TARGETS.index(k) for k in ks]
-    goal = np.log10([target[k] for k in ks])
-    miss = np.abs(log10_k[:, columns] - goal) / TOLERANCE["log10"]
-    return np.nan_to_num(miss, nan=np.inf).max(axis=1)
+    return tolerance_errors(None, log10_k, {k: target[k] for k in ks}).max(axis=1)
 
 
 class _Finalists:
