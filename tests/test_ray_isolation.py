@@ -29,7 +29,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def other_ray():
     """Somebody else's Ray: ``ray start --head`` with no CPUs, as the latest cluster.
 
@@ -63,6 +63,7 @@ def other_ray():
 
 
 def test_pvae_starts_its_own_ray_and_leaves_another_running(other_ray, tmp_path):
+    """``pvae data label`` (a local Ray of its own, stopped at the end) beside it."""
     other, port = other_ray
     root = synthesize("spheres", 2, 16, seed=4, out=tmp_path / "ds", workers=1, progress=False)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
