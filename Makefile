@@ -22,7 +22,7 @@ test-slow: $(STAMP)
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -m slow -q
 
 demo: $(STAMP)
-	RAY_AUTH_MODE=disabled $(PY) -m pvae.demo --out $(DEMO_OUT)
+	RAY_AUTH_MODE=disabled $(PY) -m pvae.cli.demo --out $(DEMO_OUT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pvae tune analysis tests bench

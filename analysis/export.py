@@ -9,19 +9,19 @@ import pandas as pd
 from analysis.plots import save
 from analysis.selection import SelectionRule, choose
 from analysis.study import METRIC, Study
-from pvae.atomic import atomic_directory, check_out
-from pvae.bundle import (
+from pvae.core.atomic import atomic_directory, check_out
+from pvae.core.errors import PvaeError
+from pvae.core.provenance import versions
+from pvae.data.store.layout import SURROGATE
+from pvae.vae.bundle import (
     BUNDLE_FORMAT,
     TORCHSCRIPT_FILE,
     WEIGHTS_FILE,
     write_bundle_core,
     write_torchscript,
 )
-from pvae.critic import CRITIC
-from pvae.errors import PvaeError
-from pvae.provenance import versions
-from pvae.store.layout import SURROGATE
-from pvae.train import model_from_checkpoint, read_checkpoint
+from pvae.vae.critic import CRITIC
+from pvae.vae.train import model_from_checkpoint, read_checkpoint
 
 
 def _trial_row(
@@ -141,7 +141,7 @@ def export_trial(
     rule: SelectionRule | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Export a trial's best checkpoint as a bundle (see :mod:`pvae.bundle`).
+    """Export a trial's best checkpoint as a bundle (see :mod:`pvae.vae.bundle`).
 
     Parameters
     ----------

@@ -10,8 +10,8 @@ from analysis.importance import param_importances
 from analysis.learning_curve import learning_curves, sentence
 from analysis.selection import SelectionRule, choose, leaderboard
 from analysis.study import METRIC, Study
-from pvae.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, check_out
-from pvae.errors import PvaeError
+from pvae.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, check_out
+from pvae.core.errors import PvaeError
 
 LEADERBOARD_COLUMNS = (
     "trial_id",

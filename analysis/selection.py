@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import yaml
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 
 OPERATORS = {
     ">=": operator.ge,

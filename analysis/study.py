@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 
 METRIC = "val_objective"
 

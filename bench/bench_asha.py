@@ -26,8 +26,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
+from pvae.data.store import open_dataset  # noqa: E402
 from pvae.physics.lbm import LBMSettings  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
 from tune.cluster_connect import ray_session  # noqa: E402
 from tune.study import prepare_study, run_study  # noqa: E402
 
@@ -45,7 +45,7 @@ def dataset(args) -> Path:
     """The benchmark dataset: ``--dataset``, or one synthesized and labelled once."""
     if args.dataset:
         return args.dataset
-    from pvae.microstructures import synthesize
+    from pvae.data.microstructures import synthesize
     from tune.labelling import label_dataset
 
     root = args.cache / f"spheres{args.count}-16"

@@ -22,10 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
-from pvae.imaging import read_image, write_bmp_stack, write_image  # noqa: E402
-from pvae.microstructures import FAMILIES, synthesize  # noqa: E402
-from pvae.microstructures.synthesize import default_workers  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
+from pvae.data.imaging import read_image, write_bmp_stack, write_image  # noqa: E402
+from pvae.data.microstructures import FAMILIES, synthesize  # noqa: E402
+from pvae.data.microstructures.synthesize import default_workers  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
 
 
 def generation(work: Path, count: int, size: int) -> dict:

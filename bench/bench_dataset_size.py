@@ -28,11 +28,11 @@ from machine import machine  # noqa: E402
 from analysis import load_study  # noqa: E402
 from analysis.learning_curve import LATENT, SIZE, learning_curves, sentence  # noqa: E402
 from analysis.plots import learning_curve_fits  # noqa: E402
-from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
-from pvae.evaluate import evaluate  # noqa: E402
-from pvae.store.layout import SURROGATE  # noqa: E402
+from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.core.warnings import PvaeWarning  # noqa: E402
+from pvae.data.store.layout import SURROGATE  # noqa: E402
 from pvae.surrogate import load_surrogate  # noqa: E402
-from pvae.warnings import PvaeWarning  # noqa: E402
+from pvae.vae.evaluate import evaluate  # noqa: E402
 
 SEED = "train.seed"
 TARGETS = {"r2": 0.97, "dice": 0.6, "fidelity_success": 0.5}

@@ -26,11 +26,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
-from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
-from pvae.splits import make_splits  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
-from pvae.store.layout import VOXELS  # noqa: E402
-from pvae.store.writer import write_dataset  # noqa: E402
+from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.data.splits import make_splits  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
+from pvae.data.store.layout import VOXELS  # noqa: E402
+from pvae.data.store.writer import write_dataset  # noqa: E402
 from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble  # noqa: E402
 from pvae.surrogate.domain import store_descriptors  # noqa: E402
 from pvae.surrogate.labelling import FALLBACK_SPREAD  # noqa: E402

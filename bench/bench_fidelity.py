@@ -11,7 +11,7 @@ Variants (model options over a common base; ``SPATIAL`` = an 8^3 grid of 4 chann
 
 Every variant is trained on the same data (the training split of ``--dataset``), with
 the same training settings and number of epochs, one after another in this process,
-then evaluated on the test split with :func:`pvae.evaluate.evaluate`: Dice,
+then evaluated on the test split with :func:`pvae.vae.evaluate.evaluate`: Dice,
 reconstruction BCE, two-point-correlation error, R^2 per property and the *fidelity* of
 decoded structures by LBM (encode, decode the mean, binarize at the sample's porosity,
 LBM permeability vs. the sample's label; share within 0.02 porosity and 0.1 decade in
@@ -33,10 +33,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, result_header  # noqa: E402
 
-from pvae.config import experiment_from_dict  # noqa: E402
-from pvae.evaluate import evaluate  # noqa: E402
-from pvae.runs import train_run  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
+from pvae.vae.config import experiment_from_dict  # noqa: E402
+from pvae.vae.evaluate import evaluate  # noqa: E402
+from pvae.vae.runs import train_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAT = {"latent_dim": 128, "base_channels": 16, "max_channels": 128}

@@ -41,10 +41,10 @@ from bench_lbm import (  # noqa: E402  # noqa: E402
 from bench_train import steps_per_second  # noqa: E402
 from machine import machine, synchronize  # noqa: E402
 
-from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
-from pvae.config import ModelConfig  # noqa: E402
-from pvae.model import PVAE  # noqa: E402
+from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
 from pvae.surrogate import load_surrogate  # noqa: E402
+from pvae.vae.config import ModelConfig  # noqa: E402
+from pvae.vae.model import PVAE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = {"lbm": (128, 256), "train": (32, 64, 128), "batch": 16, "steps": 8, "seconds": 2.0}
@@ -92,7 +92,7 @@ def training_rows(device, sizes, batch, steps) -> list[dict]:
 
 def surrogate_rows(device, batch) -> list[dict]:
     """Surrogate prediction samples/s on default-dataset images (steady state)."""
-    from pvae.store import open_dataset
+    from pvae.data.store import open_dataset
 
     store = open_dataset(ROOT / "data" / "default")
     images = store.images(np.arange(min(batch * 8, len(store))))

@@ -10,11 +10,11 @@ set, which shares the default dataset's recipe but not one sample with it:
 (a) ``samples``: the property vectors (porosity and the K diagonal, lattice units) of
     ``--per-family`` companion samples of each family with percolating K;
 (b) ``midpoints``: midpoints in (porosity, log10 K) space between two companion
-    samples of one family (:func:`pvae.design_targets.midpoint_targets`).
+    samples of one family (:func:`pvae.design.targets.midpoint_targets`).
 
 A design succeeds when its verified porosity is within 0.02 and every verified log10
-K_ii within 0.1 of the target (:data:`pvae.fidelity.TOLERANCE`). ``pvae`` is
-:func:`pvae.inverse.design` with the model's critic, starting from and compared with
+K_ii within 0.1 of the target (:data:`pvae.vae.fidelity.TOLERANCE`). ``pvae`` is
+:func:`pvae.design.inverse.design` with the model's critic, starting from and compared with
 the model's *training split* only; the baseline returns the training-split sample
 whose labels are nearest to the target (standardized distance), scored with its own
 LBM labels. Time per target covers the whole design (optimisation, screening, novelty
@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, run_line  # noqa: E402
 
 import pvae  # noqa: E402
-from pvae.critic import find_critic  # noqa: E402
-from pvae.design_pool import design_pool, lookup  # noqa: E402
-from pvae.design_targets import coverage_problems, dataset_targets, midpoint_targets  # noqa: E402
-from pvae.inverse import InverseSettings, design  # noqa: E402
-from pvae.novelty import NoveltyIndex  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
+from pvae.design.inverse import InverseSettings, design  # noqa: E402
+from pvae.design.novelty import NoveltyIndex  # noqa: E402
+from pvae.design.pool import design_pool, lookup  # noqa: E402
+from pvae.design.targets import coverage_problems, dataset_targets, midpoint_targets  # noqa: E402
 from pvae.physics.lbm import LBMSettings  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
+from pvae.vae.critic import find_critic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

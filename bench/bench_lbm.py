@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, synchronize  # noqa: E402
 
-from pvae.atomic import atomic_write_bytes  # noqa: E402
-from pvae.microstructures import family_options, synthesize_sample
+from pvae.core.atomic import atomic_write_bytes  # noqa: E402
+from pvae.data.microstructures import family_options, synthesize_sample
 from pvae.physics.connectivity import flow_paths
 from pvae.physics.lbm import LBMSettings, permeability_batch
 from pvae.physics.lbm.collision import relaxation_rates

@@ -36,10 +36,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
-from pvae.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
-from pvae.default_data import RECIPE  # noqa: E402
+from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.data.default_data import RECIPE  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
 from pvae.physics.lbm import LBMSettings, permeability_batch  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
 from pvae.surrogate import (  # noqa: E402
     SurrogateConfig,
     TrainSettings,

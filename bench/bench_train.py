@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import result_header, synchronize  # noqa: E402
 from reference_pvae import ReferencePVAE, flatten_share  # noqa: E402
 
-from pvae.config import ModelConfig, experiment_from_dict  # noqa: E402
-from pvae.evaluate import evaluate  # noqa: E402
-from pvae.inference import autocast  # noqa: E402
-from pvae.losses import pvae_loss  # noqa: E402
-from pvae.model import PVAE  # noqa: E402
-from pvae.runs import train_run  # noqa: E402
-from pvae.store import open_dataset  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
+from pvae.vae.config import ModelConfig, experiment_from_dict  # noqa: E402
+from pvae.vae.evaluate import evaluate  # noqa: E402
+from pvae.vae.inference import autocast  # noqa: E402
+from pvae.vae.losses import pvae_loss  # noqa: E402
+from pvae.vae.model import PVAE  # noqa: E402
+from pvae.vae.runs import train_run  # noqa: E402
 
 
 def steps_per_second(model, batches, targets, bf16: bool = False) -> float:

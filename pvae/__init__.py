@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 def load_model(path, device: str = "cpu"):
     """A trained model from a bundle, checkpoint file or run directory.
 
-    See :func:`pvae.loading.load_model`; returns a :class:`pvae.loading.LoadedModel`.
+    See :func:`pvae.vae.loading.load_model`; returns a :class:`pvae.vae.loading.LoadedModel`.
     """
-    from pvae.loading import load_model as _load
+    from pvae.vae.loading import load_model as _load
 
     return _load(path, device)

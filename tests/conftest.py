@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pvae.cli import main
-from pvae.microstructures import synthesize
+from pvae.data.microstructures import synthesize
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +62,9 @@ def ray_cluster():
 
 def lbm_label(root, settings=None) -> None:
     """Label a small dataset by LBM in-process (no Ray), as ``pvae data label`` would."""
+    from pvae.data.store import open_dataset
+    from pvae.data.store.labelling import LabelJournal, label_batch, merge_journal, settings_key
     from pvae.physics.lbm import LBMSettings
-    from pvae.store import open_dataset
-    from pvae.store.labelling import LabelJournal, label_batch, merge_journal, settings_key
 
     settings = settings or LBMSettings(tol=1e-4, check_every=50)
     journal = LabelJournal(root, settings_key(settings))
@@ -75,7 +75,7 @@ def lbm_label(root, settings=None) -> None:
 def tiny_critic(data) -> None:
     """Give ``data`` a tiny surrogate critic of its own (``surrogate.pt``: 2 members,
     2 epochs), as the default dataset ships one for training-time fidelity."""
-    from pvae.store.layout import SURROGATE
+    from pvae.data.store.layout import SURROGATE
     from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble
 
     settings = TrainSettings(members=2, epochs=2, batch_size=8, device="cpu")
@@ -95,8 +95,8 @@ def tiny_labelled(tmp_path_factory):
 
 
 def _train_tiny(data, folder, model: dict):
-    from pvae.config import experiment_from_dict
-    from pvae.runs import train_run
+    from pvae.vae.config import experiment_from_dict
+    from pvae.vae.runs import train_run
 
     config = experiment_from_dict(
         {"name": "tiny", "model": model, "train": {"epochs": 12, "batch_size": 8, "lr": 3e-3}}

@@ -18,10 +18,10 @@ from nbclient import NotebookClient
 import analysis
 import pvae
 from analysis.selection import SelectionRule, parse_constraint
-from pvae.bundle import read_torchscript
-from pvae.errors import PvaeError
-from pvae.store import open_dataset
-from pvae.train import model_from_checkpoint, read_checkpoint
+from pvae.core.errors import PvaeError
+from pvae.data.store import open_dataset
+from pvae.vae.bundle import read_torchscript
+from pvae.vae.train import model_from_checkpoint, read_checkpoint
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "analysis" / "notebooks").glob("*.ipynb"))
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from pvae.imaging import write_bmp_stack, write_image
+from pvae.data.imaging import write_bmp_stack, write_image
 
 
 def assert_one_line_error(code, err, *fragments):
@@ -121,7 +121,7 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
 
 
 def test_props_permeability_and_kozeny_carman(run_cli, tmp_path):
-    from pvae.microstructures import synthesize_sample
+    from pvae.data.microstructures import synthesize_sample
 
     image, _ = synthesize_sample("spheres", (16, 16, 16), seed=1, index=0)
     write_image(image, tmp_path / "s.npy")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.config import ModelConfig
-from pvae.model import PVAE
+from pvae.data.store import open_dataset
 from pvae.physics.lbm import LBMSettings, permeability
-from pvae.store import open_dataset
 from pvae.surrogate import load_surrogate
+from pvae.vae.config import ModelConfig
+from pvae.vae.model import PVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

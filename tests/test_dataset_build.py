@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pvae.microstructures import synthesize
-from pvae.microstructures.synthesize import mix_parts
-from pvae.splits import make_splits
-from pvae.store import open_dataset
-from pvae.store.manifest import K_COLUMNS
+from pvae.data.microstructures import synthesize
+from pvae.data.microstructures.synthesize import mix_parts
+from pvae.data.splits import make_splits
+from pvae.data.store import open_dataset
+from pvae.data.store.manifest import K_COLUMNS
+from pvae.data.symmetry import cube_symmetries
 from pvae.surrogate.domain import (
     FEATURES,
     ApplicabilityDomain,
@@ -19,7 +20,6 @@ from pvae.surrogate.domain import (
     store_descriptors,
 )
 from pvae.surrogate.labelling import write_surrogate_labels
-from pvae.symmetry import cube_symmetries
 from tests.test_surrogate import FAST_LBM, tiny_ensemble
 
 
@@ -83,7 +83,7 @@ def test_domain_round_trips_and_refuses_other_descriptors(rng):
 @pytest.fixture
 def two_families(tmp_path):
     """4 channel and 4 sphere samples at 16^3, unlabelled."""
-    from pvae.microstructures.synthesize import synthesize_mix
+    from pvae.data.microstructures.synthesize import synthesize_mix
 
     parts = [(f, n, None) for f, n in mix_parts(8, ("channels", "spheres"))]
     return synthesize_mix(parts, 16, 5, tmp_path / "mix", workers=1, progress=False)

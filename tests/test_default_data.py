@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from pvae.datasets import resolve_dataset
-from pvae.default_data import DEFAULT_DATASET, RECIPE, RECORD, build_default, synthesize_default
-from pvae.errors import PvaeError
-from pvae.store import open_dataset
+from pvae.core.errors import PvaeError
+from pvae.data.datasets import resolve_dataset
+from pvae.data.default_data import DEFAULT_DATASET, RECIPE, RECORD, synthesize_default
+from pvae.data.store import open_dataset
+from tune.dataset_build import build_default
 
 
 def test_default_dataset_matches_its_record():

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from pvae.demo import main
+from pvae.cli.demo import main
 
 
 def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
@@ -49,7 +49,7 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
 
 
 def test_a_failed_stage_stops_the_demo_with_one_line(tmp_path, capsys):
-    from pvae.microstructures import synthesize
+    from pvae.data.microstructures import synthesize
 
     bare = synthesize("spheres", 4, 16, seed=1, out=tmp_path / "bare", workers=1, progress=False)
     assert main(["--out", str(tmp_path / "a"), "--dataset", str(bare)]) == 1

@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 import torch
 
-from pvae.critic import find_critic
-from pvae.design_pool import design_pool, lookup
-from pvae.design_targets import coverage_problems, parse_target, target_vector, targets_from_csv
-from pvae.errors import PvaeError
-from pvae.imaging import read_image
-from pvae.inverse import InverseSettings, design, optimise_latents
-from pvae.latent import lerp, slerp
-from pvae.loading import load_model
-from pvae.novelty import NoveltyIndex
+from pvae.core.errors import PvaeError
+from pvae.data.imaging import read_image
+from pvae.data.store import open_dataset
+from pvae.design.inverse import InverseSettings, design, optimise_latents
+from pvae.design.latent import lerp, slerp
+from pvae.design.novelty import NoveltyIndex
+from pvae.design.pool import design_pool, lookup
+from pvae.design.targets import coverage_problems, parse_target, target_vector, targets_from_csv
 from pvae.physics.lbm import LBMSettings, permeability
-from pvae.store import open_dataset
+from pvae.vae.critic import find_critic
+from pvae.vae.loading import load_model
 
 FAST_LBM = LBMSettings(tol=1e-4, check_every=50, max_steps=4000)  # bounded: tiny-model designs
 
@@ -67,7 +67,7 @@ def test_target_parsing_and_bad_input(tmp_path):
 
 
 def test_midpoint_targets_are_distinct_same_family_midpoints(tiny_labelled):
-    from pvae.design_targets import midpoint_targets
+    from pvae.design.targets import midpoint_targets
 
     store = open_dataset(tiny_labelled)
     table = store.manifest.set_index("sample_id")
@@ -154,7 +154,7 @@ def test_out_of_range_target_is_reported(trained_run, tmp_path, run_cli):
 
 
 def test_many_targets_success_rate(trained_run, tmp_path):
-    from pvae.inverse_report import run_inverse
+    from pvae.design.inverse_report import run_inverse
 
     run, data = trained_run
     loaded = load_model(run)
@@ -264,7 +264,7 @@ def test_starts_and_novelty_come_from_the_training_split_only(trained_run):
 def test_another_dataset_passed_explicitly_is_used_whole(trained_run, tmp_path):
     from conftest import lbm_label
 
-    from pvae.microstructures import synthesize
+    from pvae.data.microstructures import synthesize
 
     run, _ = trained_run
     other = synthesize("spheres", 6, 16, seed=99, out=tmp_path / "other", workers=1, progress=False)
@@ -274,7 +274,7 @@ def test_another_dataset_passed_explicitly_is_used_whole(trained_run, tmp_path):
 
 
 def test_novelty_is_zero_for_a_training_sample_and_its_rotated_shifted_copies(rng):
-    from pvae.symmetry import cube_symmetries
+    from pvae.data.symmetry import cube_symmetries
 
     references = rng.random((5, 12, 12, 12)) < 0.6
     index = NoveltyIndex(references)
@@ -299,11 +299,11 @@ def test_the_critic_lowers_the_measured_error_of_decoded_structures(tmp_path):
     The critic is the default dataset's shipped surrogate (the tiny test critics predict
     about one value for every structure); the pVAE a small spatial one trained for a few
     epochs on 48 default samples at 32^3."""
-    from pvae.config import experiment_from_dict
-    from pvae.datasets import resolve_dataset
-    from pvae.inference import infer
-    from pvae.inverse import _critic_log10_k, _structures
-    from pvae.runs import train_run
+    from pvae.data.datasets import resolve_dataset
+    from pvae.design.inverse import _critic_log10_k, _structures
+    from pvae.vae.config import experiment_from_dict
+    from pvae.vae.inference import infer
+    from pvae.vae.runs import train_run
 
     data = resolve_dataset(None)
     model = {"latent_layout": "spatial", "latent_dim": 512, "depth": 2, "base_channels": 4,

@@ -9,25 +9,25 @@ import pytest
 import torch
 from conftest import lbm_label
 
-from pvae.bundle import write_bundle_core, write_torchscript
-from pvae.config import experiment_from_dict
-from pvae.errors import PvaeError
-from pvae.fidelity import (
+from pvae.core.errors import PvaeError
+from pvae.data.microstructures import synthesize
+from pvae.data.store import open_dataset, rewrite_manifest
+from pvae.data.store.layout import SURROGATE
+from pvae.data.store.manifest import K_COLUMNS, K_DIAGONAL
+from pvae.physics.lbm import LBMSettings
+from pvae.surrogate import TrainSettings, train_ensemble
+from pvae.surrogate.model import SurrogateConfig
+from pvae.vae.bundle import write_bundle_core, write_torchscript
+from pvae.vae.config import experiment_from_dict
+from pvae.vae.fidelity import (
     Critic,
     compare_structures,
     fidelity_summary,
     log10_k_errors,
     spread_positions,
 )
-from pvae.loading import load_model
-from pvae.microstructures import synthesize
-from pvae.physics.lbm import LBMSettings
-from pvae.store import open_dataset, rewrite_manifest
-from pvae.store.layout import SURROGATE
-from pvae.store.manifest import K_COLUMNS, K_DIAGONAL
-from pvae.surrogate import TrainSettings, train_ensemble
-from pvae.surrogate.model import SurrogateConfig
-from pvae.train import Trainer
+from pvae.vae.loading import load_model
+from pvae.vae.train import Trainer
 
 FAST_LBM = LBMSettings(tol=1e-4, check_every=50)
 SPATIAL = {"latent_layout": "spatial", "latent_dim": 128, "depth": 2, "base_channels": 4,

@@ -5,9 +5,16 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pvae.errors import PvaeError
-from pvae.imaging import Binarization, binarize, read_grey, read_image, write_bmp_stack, write_image
-from pvae.imaging.binarize import binarize_at
+from pvae.core.errors import PvaeError
+from pvae.data.imaging import (
+    Binarization,
+    binarize,
+    read_grey,
+    read_image,
+    write_bmp_stack,
+    write_image,
+)
+from pvae.data.imaging.binarize import binarize_at
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pvae.errors import PvaeError
-from pvae.imaging import write_bmp_stack, write_image
-from pvae.store import open_dataset
-from pvae.store.importer import import_dataset
+from pvae.core.errors import PvaeError
+from pvae.data.imaging import write_bmp_stack, write_image
+from pvae.data.store import open_dataset
+from pvae.data.store.importer import import_dataset
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference" / "foam_properties_200.csv"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pvae.cli.options import nest_permeability
-from pvae.store import open_dataset
-from pvae.store.layout import SURROGATE
+from pvae.data.store import open_dataset
+from pvae.data.store.layout import SURROGATE
 
 
 def strict(text: str):

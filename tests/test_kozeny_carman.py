@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 from pvae.physics.kozeny_carman import kozeny_carman, surface_area
 
 

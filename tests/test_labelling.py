@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pvae.microstructures import synthesize
+from pvae.data.microstructures import synthesize
+from pvae.data.store import open_dataset
+from pvae.data.store.labelling import JOURNAL, LabelJournal, settings_key
+from pvae.data.store.manifest import K_COLUMNS
 from pvae.physics.lbm import LBMSettings, permeability
-from pvae.store import open_dataset
-from pvae.store.labelling import JOURNAL, LabelJournal, settings_key
-from pvae.store.manifest import K_COLUMNS
 from tune.labelling import label_dataset, task_resources
 
 FAST = LBMSettings(tol=1e-4, check_every=50)

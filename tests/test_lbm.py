@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from pvae.errors import PvaeError
-from pvae.microstructures import family_options, synthesize_sample
+from pvae.core.errors import PvaeError
+from pvae.data.microstructures import family_options, synthesize_sample
 from pvae.physics.lbm import LBMSettings, permeability, permeability_batch
 
 EXACT = LBMSettings(dtype="float64", tol=1e-9, max_steps=100_000)

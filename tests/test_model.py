@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from pvae.config import ModelConfig
-from pvae.errors import PvaeError
-from pvae.losses import kl_per_sample, masked_mse, pvae_loss, reconstruction_bce
-from pvae.model import PVAE, default_depth, latent_grid, stage_shapes
+from pvae.core.errors import PvaeError
+from pvae.vae.config import ModelConfig
+from pvae.vae.losses import kl_per_sample, masked_mse, pvae_loss, reconstruction_bce
+from pvae.vae.model import PVAE, default_depth, latent_grid, stage_shapes
 
 SPATIAL = {"latent_layout": "spatial", "base_channels": 2, "max_channels": 4, "res_blocks": 1,
            "decoder_channels": 3, "regressor_hidden": (8,)}  # fmt: skip

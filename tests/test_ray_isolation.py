@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pvae.microstructures import synthesize
+from pvae.data.microstructures import synthesize
 
 CURRENT = Path("/tmp/ray/ray_current_cluster")
 

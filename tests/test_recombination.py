@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.design_pool import design_pool, lookup, nearest_parents
-from pvae.loading import load_model
-from pvae.novelty import NoveltyIndex
+from pvae.data.store import open_dataset
+from pvae.data.symmetry import axis_permutations, permuted_diagonal
+from pvae.design.novelty import NoveltyIndex
+from pvae.design.pool import design_pool, lookup, nearest_parents
+from pvae.design.recombination import encode_parents, parent_overlap, recombine
 from pvae.physics.lbm import LBMSettings, permeability
-from pvae.recombination import encode_parents, parent_overlap, recombine
-from pvae.store import open_dataset
-from pvae.symmetry import axis_permutations, permuted_diagonal
+from pvae.vae.loading import load_model
 
 
 def test_a_permuted_structure_carries_the_permuted_k_diagonal():

@@ -8,15 +8,15 @@ from analysis.selection import SelectionRule
 from pvae.cli import build_parser
 from pvae.cli.options import from_fields, lbm_settings
 from pvae.cli.surrogate import TRAIN_OPTIONS
-from pvae.config import ModelConfig, TrainConfig
-from pvae.errors import PvaeError
-from pvae.imaging.binarize import Binarization
-from pvae.inverse import InverseSettings
-from pvae.microstructures.channels import ChannelsOptions
-from pvae.microstructures.foam import FoamOptions
-from pvae.microstructures.spheres import SpheresOptions
+from pvae.core.errors import PvaeError
+from pvae.data.imaging.binarize import Binarization
+from pvae.data.microstructures.channels import ChannelsOptions
+from pvae.data.microstructures.foam import FoamOptions
+from pvae.data.microstructures.spheres import SpheresOptions
+from pvae.design.inverse import InverseSettings
 from pvae.physics.lbm import LBMSettings
 from pvae.surrogate import SurrogateConfig, TrainSettings
+from pvae.vae.config import ModelConfig, TrainConfig
 
 BAD = [
     (ModelConfig, {"latent_dim": 0}),

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pvae.atomic import atomic_directory, read_parquet_metadata
-from pvae.errors import PvaeError
-from pvae.store import open_dataset, rewrite_manifest, write_dataset
-from pvae.store.layout import pack, unpack
-from pvae.store.manifest import COLUMNS, K_COLUMNS
+from pvae.core.atomic import atomic_directory, read_parquet_metadata
+from pvae.core.errors import PvaeError
+from pvae.data.store import open_dataset, rewrite_manifest, write_dataset
+from pvae.data.store.layout import pack, unpack
+from pvae.data.store.manifest import COLUMNS, K_COLUMNS
 
 
 def test_pack_round_trip_odd_sizes(rng):

@@ -8,10 +8,11 @@ import torch
 
 import pvae.cli
 from pvae.cli import surrogate as surrogate_cli
-from pvae.microstructures import synthesize
+from pvae.data.microstructures import synthesize
+from pvae.data.store import open_dataset, rewrite_manifest, write_dataset
+from pvae.data.store.manifest import K_COLUMNS
+from pvae.data.symmetry import cube_symmetries
 from pvae.physics.lbm import LBMSettings, permeability
-from pvae.store import open_dataset, rewrite_manifest, write_dataset
-from pvae.store.manifest import K_COLUMNS
 from pvae.surrogate import (
     SurrogateConfig,
     SurrogateEnsemble,
@@ -22,7 +23,6 @@ from pvae.surrogate import (
 from pvae.surrogate.labelling import write_surrogate_labels
 from pvae.surrogate.logtensor import LogNormalizer, exp_tensor, log_tensor, to_matrix
 from pvae.surrogate.model import FusedEnsembleCNN, PermeabilityCNN
-from pvae.symmetry import cube_symmetries
 
 TINY = SurrogateConfig(channels=(4, 8), hidden=8)
 FAST_LBM = LBMSettings(tol=1e-4, check_every=50)
@@ -220,7 +220,7 @@ def test_cli_bad_input_is_one_line(cli, trained, labelled_dataset, tmp_path):
 def test_accuracy_on_held_out_lbm_labels_from_268_samples():
     """Accuracy on data/default's held-out test split from its 268 training samples alone
     (minutes on 2 CPU cores): R^2 >= 0.93 per axis, median relative error <= 20%."""
-    from pvae.default_data import DEFAULT_DATASET
+    from pvae.data.default_data import DEFAULT_DATASET
     from pvae.surrogate.evaluation import accuracy
 
     store = open_dataset(DEFAULT_DATASET)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.store import VoxelDataset, rewrite_manifest
-from pvae.store.manifest import K_COLUMNS
-from pvae.symmetry import cube_symmetries
+from pvae.data.store import VoxelDataset, rewrite_manifest
+from pvae.data.store.manifest import K_COLUMNS
+from pvae.data.symmetry import cube_symmetries
 
 
 def pore_covariance(image: np.ndarray) -> np.ndarray:
@@ -71,7 +71,7 @@ def test_dataset_augmentation_rotates_labels_with_images(spheres_dataset, tmp_pa
 
     root = tmp_path / "d"
     shutil.copytree(spheres_dataset, root)
-    from pvae.store import open_dataset
+    from pvae.data.store import open_dataset
 
     store = open_dataset(root)
     frame = store.manifest.copy()
@@ -93,7 +93,7 @@ def test_dataset_augmentation_rotates_labels_with_images(spheres_dataset, tmp_pa
 
 def test_rotation_rule_holds_for_lbm_permeability():
     """Physics check of augmentation: solving the rotated structure gives R K R^T."""
-    from pvae.microstructures import synthesize_sample
+    from pvae.data.microstructures import synthesize_sample
     from pvae.physics.lbm import LBMSettings, permeability
 
     settings = LBMSettings(tol=1e-6, check_every=50)

@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from pvae.errors import PvaeError
-from pvae.microstructures import (
+from pvae.core.errors import PvaeError
+from pvae.data.microstructures import (
     FAMILIES,
     family_options,
     parse_shape,
     synthesize,
     synthesize_sample,
 )
-from pvae.store import open_dataset
+from pvae.data.store import open_dataset
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.config import experiment_from_dict, load_experiment
-from pvae.errors import PvaeError
-from pvae.microstructures import synthesize
-from pvae.splits import make_splits, training_subset
-from pvae.store import open_dataset, rewrite_manifest
-from pvae.store.manifest import K_COLUMNS
-from pvae.train import Trainer, model_from_checkpoint, read_checkpoint
+from pvae.core.errors import PvaeError
+from pvae.data.microstructures import synthesize
+from pvae.data.splits import make_splits, training_subset
+from pvae.data.store import open_dataset, rewrite_manifest
+from pvae.data.store.manifest import K_COLUMNS
+from pvae.vae.config import experiment_from_dict, load_experiment
+from pvae.vae.train import Trainer, model_from_checkpoint, read_checkpoint
 
 TINY = {"model": {"latent_dim": 4, "base_channels": 4, "regressor_hidden": [16]},
         "train": {"epochs": 2, "batch_size": 8, "augment": True}}  # fmt: skip

@@ -13,8 +13,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from pvae.cli import COMMANDS
 from pvae.cli import study as study_cli
-from pvae.config import experiment_from_dict
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
+from pvae.vae.config import experiment_from_dict
 from tune.results import trial_outcome
 from tune.searcher import BudgetAwareOptunaSearch
 from tune.study import cluster_capacity, trial_resources
@@ -86,7 +86,7 @@ def test_bad_study_sections_name_the_file_and_problem(section, message):
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_files_parse_and_shrink(path):
-    from pvae.config import load_experiment
+    from pvae.vae.config import load_experiment
 
     config, spec = parse_study(load_experiment(path), str(path))
     small, tiny = smoke(config, spec)

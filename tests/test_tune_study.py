@@ -16,12 +16,12 @@ import pytest
 import yaml
 from conftest import tiny_critic
 
-from pvae.atomic import read_parquet_metadata
-from pvae.errors import PvaeError
-from pvae.microstructures import synthesize
+from pvae.core.atomic import read_parquet_metadata
+from pvae.core.errors import PvaeError
+from pvae.core.warnings import PvaeWarning
+from pvae.data.microstructures import synthesize
 from pvae.physics.lbm import LBMSettings
-from pvae.train import read_checkpoint
-from pvae.warnings import PvaeWarning
+from pvae.vae.train import read_checkpoint
 from tune.labelling import label_dataset
 from tune.study import prepare_study, run_study
 from tune.tune_vae import main as tune_vae

@@ -1,4 +1,8 @@
-"""``pvae data build``: a large mixed-family dataset, labelled by the surrogate.
+"""``pvae data build`` and ``build-default``: datasets built and labelled as Ray work.
+
+``build_default`` synthesizes the embedded default dataset (or a companion set) by its
+recipe (:mod:`pvae.data.default_data`) and labels it by LBM. ``build_dataset`` makes a
+large mixed-family dataset, labelled by the surrogate:
 
 Four resumable stages, each with a progress bar and an ETA:
 
@@ -15,7 +19,7 @@ Four resumable stages, each with a progress bar and an ETA:
 The manifest's ``label_source`` says per sample which method labelled it. The
 dataset folder also gets ``build.json`` (recipe, wall time and counts per stage, the
 LBM share and the check's errors) and the labelling ensemble as ``surrogate.pt`` (the
-dataset's default critic, :mod:`pvae.fidelity`).
+dataset's default critic, :mod:`pvae.vae.fidelity`).
 """
 
 import json
@@ -25,18 +29,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pvae.atomic import atomic_write_json, atomic_write_parquet
-from pvae.errors import PvaeError
-from pvae.microstructures.synthesize import (
+from pvae.core.atomic import atomic_write_json, atomic_write_parquet
+from pvae.core.errors import PvaeError
+from pvae.data.default_data import (
+    DEFAULT_DATASET,
+    RECIPE,
+    RECORD,
+    recipe_parts,
+    synthesize_default,
+)
+from pvae.data.microstructures.synthesize import (
     FAMILIES,
     holds_mix,
     mix_parts,
     parse_shape,
     synthesize_mix,
 )
+from pvae.data.store.labelling import LabelJournal, settings_key
+from pvae.data.store.reader import open_dataset
 from pvae.physics.lbm import LBMSettings
-from pvae.store.labelling import LabelJournal, settings_key
-from pvae.store.reader import open_dataset
 from pvae.surrogate.ensemble import SurrogateEnsemble
 from pvae.surrogate.labelling import (
     CHECK_FRACTION,
@@ -46,7 +57,7 @@ from pvae.surrogate.labelling import (
     label_errors,
 )
 from tune.cluster_connect import ray_session
-from tune.labelling import run_label_tasks
+from tune.labelling import label_dataset, run_label_tasks
 from tune.surrogate_labelling import label_with_surrogate
 
 REPORT = "build.json"
@@ -201,3 +212,42 @@ def _write_report(out, parts, seed, ensemble, spread, fraction, settings, stages
     }
     atomic_write_json(out / REPORT, report)
     return report
+
+
+def build_default(
+    out: str | Path = DEFAULT_DATASET,
+    workers: int | None = None,
+    progress=None,
+    seed: int | None = None,
+    per_family: int | None = None,
+) -> dict:
+    """Synthesize and LBM-label the default dataset, then record its fingerprint.
+
+    An interrupted build resumes: existing images of the recipe are kept and the
+    labelling journal skips finished samples. With another ``seed`` (and ``out``) it
+    builds a companion set by the same recipe, optionally with ``per_family`` samples
+    of each family; only the default is recorded.
+
+    Returns
+    -------
+    dict
+        The record (recipe, fingerprint, summary); written to ``data/default.json``
+        when ``out`` is ``data/default``.
+    """
+    out = Path(out)
+    seed = RECIPE["seed"] if seed is None else seed
+    if out.resolve() == DEFAULT_DATASET and (seed != RECIPE["seed"] or per_family):
+        raise PvaeError(f"{out}: the default dataset is built by its recipe alone; give --out")
+    if not holds_mix(out, seed, recipe_parts(per_family), parse_shape(RECIPE["size"])):
+        synthesize_default(out, True, progress, seed, per_family)
+    settings = LBMSettings(**RECIPE["lbm"])
+    label_dataset(out, settings, workers=workers, device="cpu", progress=progress)
+    summary = open_dataset(out).summary()
+    record = {
+        "recipe": RECIPE | {"seed": seed, "parts": recipe_parts(per_family)},
+        "fingerprint": summary["fingerprint"],
+        "summary": summary,
+    }
+    if out.resolve() == DEFAULT_DATASET:
+        atomic_write_json(RECORD, record)
+    return record

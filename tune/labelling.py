@@ -4,7 +4,7 @@ Each task labels one batch of samples in one simulation, reading the images from
 dataset directory by index (a shared path: nothing is copied through the object
 store). Tasks ask for a fraction of a GPU when the cluster has GPUs, for CPUs
 otherwise. Finished batches go to the dataset's journal as they arrive, so a killed
-run resumes where it stopped (:mod:`pvae.store.labelling`).
+run resumes where it stopped (:mod:`pvae.data.store.labelling`).
 """
 
 from pathlib import Path
@@ -13,10 +13,9 @@ import numba
 import numpy as np
 import ray
 
-from pvae.errors import PvaeError
-from pvae.physics.lbm import LBMSettings
-from pvae.progress import progress_bar
-from pvae.store.labelling import (
+from pvae.core.errors import PvaeError
+from pvae.core.progress import progress_bar
+from pvae.data.store.labelling import (
     LabelJournal,
     batches,
     label_batch,
@@ -24,7 +23,8 @@ from pvae.store.labelling import (
     pending_indices,
     settings_key,
 )
-from pvae.store.reader import open_dataset
+from pvae.data.store.reader import open_dataset
+from pvae.physics.lbm import LBMSettings
 from tune.cluster_connect import ray_session
 
 
@@ -120,7 +120,7 @@ def run_label_tasks(
     """Label rows ``todo`` as Ray tasks, adding each finished batch to ``journal``.
 
     Parameters as in :func:`label_dataset`; ``journal`` is a
-    :class:`~pvae.store.labelling.LabelJournal` (nothing is merged here).
+    :class:`~pvae.data.store.labelling.LabelJournal` (nothing is merged here).
     """
     with ray_session() as resources:
         gpus = resources.get("GPU", 0)

@@ -8,7 +8,7 @@ whole resolved configuration flattened (``model.latent_dim``, ``train.beta``, ..
 ``train.dataset_size`` as configured, ``dataset_size`` as used after capping),
 ``final_<metric>`` (last epoch), ``best_epoch`` and ``best_<metric>`` (the epoch with
 the lowest study metric), ``best_checkpoint`` (the trainer checkpoint file, loadable
-with :func:`pvae.train.read_checkpoint`).
+with :func:`pvae.vae.train.read_checkpoint`).
 
 ``history.parquet``: one row per trial and epoch with every reported metric,
 ``trial_id``, ``node_id``, ``hostname``, ``node_ip``, ``training_iteration`` and
@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 from ray.tune import ExperimentAnalysis
 
-from pvae.atomic import atomic_write_json, atomic_write_parquet
-from pvae.config import experiment_from_dict
-from pvae.train import STUDY_METRIC
+from pvae.core.atomic import atomic_write_json, atomic_write_parquet
+from pvae.vae.config import experiment_from_dict
+from pvae.vae.train import STUDY_METRIC
 from tune.searcher import TIME_ATTR, reached_budget
 from tune.trainable import CHECKPOINT_FILE
 

@@ -25,16 +25,16 @@ import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from pvae.atomic import atomic_write_bytes, atomic_write_json
-from pvae.config import ExperimentConfig, load_experiment
-from pvae.datasets import resolve_dataset
-from pvae.errors import PvaeError
-from pvae.progress import progress_bar
-from pvae.provenance import code_version, versions
-from pvae.splits import make_splits
-from pvae.store import open_dataset
-from pvae.train import STUDY_METRIC
-from pvae.warnings import PvaeWarning
+from pvae.core.atomic import atomic_write_bytes, atomic_write_json
+from pvae.core.errors import PvaeError
+from pvae.core.progress import progress_bar
+from pvae.core.provenance import code_version, versions
+from pvae.core.warnings import PvaeWarning
+from pvae.data.datasets import resolve_dataset
+from pvae.data.splits import make_splits
+from pvae.data.store import open_dataset
+from pvae.vae.config import ExperimentConfig, load_experiment
+from pvae.vae.train import STUDY_METRIC
 from tune.cluster_connect import ray_session
 from tune.results import STUDY_FILE, TRIALS_FILE, write_results
 from tune.searcher import TIME_ATTR, make_search

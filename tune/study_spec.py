@@ -30,8 +30,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from pvae.config import ExperimentConfig, ModelConfig, TrainConfig
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
+from pvae.vae.config import ExperimentConfig, ModelConfig, TrainConfig
 
 FORMS = ("choice", "uniform", "loguniform", "randint", "grid")
 SEARCHES = ("optuna", "random", "grid")

@@ -9,7 +9,7 @@ with :func:`tune.labelling.label_dataset` (resumable; their ``label_source`` is
 
 from pathlib import Path
 
-from pvae.device import resolve_device
+from pvae.core.device import resolve_device
 from pvae.physics.lbm import LBMSettings
 from pvae.surrogate.ensemble import SurrogateEnsemble, load_surrogate
 from pvae.surrogate.labelling import write_surrogate_labels

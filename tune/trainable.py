@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: a thin wrapper around :class:`pvae.train.Trainer`.
+"""The Ray Tune trainable: a thin wrapper around :class:`pvae.vae.train.Trainer`.
 
 One trial = one :class:`Trainer` on the experiment with the trial's parameters
 applied. Every epoch is reported with a checkpoint directory holding the trainer's
@@ -16,8 +16,8 @@ import ray
 import torch
 from ray import tune
 
-from pvae.config import experiment_from_dict
-from pvae.train import STUDY_METRIC, Trainer, read_checkpoint
+from pvae.vae.config import experiment_from_dict
+from pvae.vae.train import STUDY_METRIC, Trainer, read_checkpoint
 
 CHECKPOINT_FILE = "trainer.pt"
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from pvae.cli.study import add_arguments, run
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 
 
 def main(argv: list[str] | None = None) -> int:

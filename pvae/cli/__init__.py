@@ -10,7 +10,7 @@ import warnings
 
 from pvae import __version__
 from pvae.cli import analyze, data, design, props, study, surrogate, train
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 
 COMMANDS = (data, props, train, study, analyze, design, surrogate)
 

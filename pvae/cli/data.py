@@ -11,14 +11,14 @@ from pvae.cli.options import (
     lbm_settings,
     print_json,
 )
-from pvae.errors import PvaeError
-from pvae.microstructures import FAMILIES, family_options, synthesize
-from pvae.microstructures.synthesize import parse_param
-from pvae.store import open_dataset
-from pvae.store.importer import import_dataset
-from pvae.store.property_table import CONVENTIONS
+from pvae.core.errors import PvaeError
+from pvae.core.warnings import PvaeWarning
+from pvae.data.microstructures import FAMILIES, family_options, synthesize
+from pvae.data.microstructures.synthesize import parse_param
+from pvae.data.store import open_dataset
+from pvae.data.store.importer import import_dataset
+from pvae.data.store.property_table import CONVENTIONS
 from pvae.surrogate.labelling import CHECK_FRACTION, FALLBACK_SPREAD
-from pvae.warnings import PvaeWarning
 
 
 def register(commands) -> None:
@@ -222,7 +222,7 @@ def _warn_unconverged(summary: dict) -> None:
 
 
 def run_label_surrogate(args) -> None:
-    from pvae.device import resolve_device
+    from pvae.core.device import resolve_device
     from pvae.surrogate import load_surrogate
     from tune.surrogate_labelling import label_with_surrogate
 
@@ -259,7 +259,7 @@ def run_label_surrogate(args) -> None:
 
 
 def run_build(args) -> None:
-    from pvae.device import resolve_device
+    from pvae.core.device import resolve_device
     from pvae.surrogate import load_surrogate
     from tune.dataset_build import build_dataset
 
@@ -310,7 +310,8 @@ def format_build(report: dict, out) -> str:
 
 
 def run_build_default(args) -> None:
-    from pvae.default_data import DEFAULT_DATASET, build_default
+    from pvae.data.default_data import DEFAULT_DATASET
+    from tune.dataset_build import build_default
 
     if args.per_family is not None and args.per_family < 1:
         raise PvaeError(f"--per-family {args.per_family}: need at least 1")

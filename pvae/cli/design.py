@@ -79,9 +79,9 @@ def register(commands) -> None:
         help="surrogate bundle scoring decoded structures (default: critic.pt beside the "
         "model, else the training dataset's surrogate.pt)",
     )
-    from pvae.inverse import InverseSettings
+    from pvae.design.inverse import InverseSettings
 
-    tuning = inverse.add_argument_group("search (defaults: pvae.inverse.InverseSettings)")
+    tuning = inverse.add_argument_group("search (defaults: pvae.design.inverse.InverseSettings)")
     add_fields(tuning, InverseSettings, [(n, {"type": k, "help": t}) for n, k, t in SEARCH])
     inverse.add_argument(
         "--allow-extrapolation",
@@ -99,10 +99,10 @@ def register(commands) -> None:
 
 
 def _load(args):
-    from pvae.datasets import resolve_dataset
-    from pvae.device import resolve_device
-    from pvae.loading import load_model
-    from pvae.store import open_dataset
+    from pvae.core.device import resolve_device
+    from pvae.data.datasets import resolve_dataset
+    from pvae.data.store import open_dataset
+    from pvae.vae.loading import load_model
 
     device = str(resolve_device(args.device)) if hasattr(args, "device") else "cpu"
     loaded = load_model(args.model, device)
@@ -112,7 +112,7 @@ def _load(args):
 
 
 def run_latent(args) -> None:
-    from pvae.latent import write_latents
+    from pvae.design.latent import write_latents
 
     loaded, store, _ = _load(args)
     table = write_latents(loaded, store, args.out, overwrite=args.overwrite)
@@ -120,7 +120,7 @@ def run_latent(args) -> None:
 
 
 def run_interpolate(args) -> None:
-    from pvae.interpolation import interpolate
+    from pvae.design.interpolation import interpolate
 
     loaded, store, device = _load(args)
     table = interpolate(
@@ -165,13 +165,13 @@ def _verdict(row) -> str:
 def run_inverse(args) -> int:
     import warnings
 
-    from pvae.critic import critic_candidates, find_critic
-    from pvae.design_pool import design_pool
-    from pvae.design_targets import parse_target, targets_from_csv
-    from pvae.errors import PvaeError
-    from pvae.inverse import InverseSettings
-    from pvae.inverse_report import run_inverse as run
-    from pvae.warnings import PvaeWarning
+    from pvae.core.errors import PvaeError
+    from pvae.core.warnings import PvaeWarning
+    from pvae.design.inverse import InverseSettings
+    from pvae.design.inverse_report import run_inverse as run
+    from pvae.design.pool import design_pool
+    from pvae.design.targets import parse_target, targets_from_csv
+    from pvae.vae.critic import critic_candidates, find_critic
 
     if bool(args.target) == bool(args.targets):
         raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv")

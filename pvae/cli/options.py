@@ -5,12 +5,12 @@ import dataclasses
 import re
 import sys
 
-from pvae.atomic import json_text
-from pvae.imaging.binarize import Binarization
+from pvae.core.atomic import json_text
+from pvae.data.imaging.binarize import Binarization
 
 
 def add_binarization(parser) -> None:
-    """``--pore-value``, ``--threshold``, ``--invert`` (see :mod:`pvae.imaging.binarize`)."""
+    """``--pore-value``, ``--threshold``, ``--invert`` (see :mod:`pvae.data.imaging.binarize`)."""
     group = parser.add_argument_group(
         "binarisation (default: two-valued images, the brighter value is pore)"
     )

@@ -11,8 +11,8 @@ from pvae.cli.options import (
     lbm_settings,
     print_json,
 )
-from pvae.errors import PvaeError
-from pvae.imaging import read_image
+from pvae.core.errors import PvaeError
+from pvae.data.imaging import read_image
 from pvae.physics import porosity
 
 
@@ -124,7 +124,7 @@ def _format(path: Path, result: dict, pore_averaged: bool) -> str:
 
 
 def run(args) -> None:
-    from pvae.device import resolve_device
+    from pvae.core.device import resolve_device
 
     if args.voxel_size is not None and not args.voxel_size > 0:
         raise PvaeError(f"--voxel-size {args.voxel_size}: must be > 0 (metres)")

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from pvae.atomic import check_out
 from pvae.cli.options import add_fields, add_progress, from_fields, print_json
-from pvae.errors import PvaeError
-from pvae.store.layout import MANIFEST
+from pvae.core.atomic import check_out
+from pvae.core.errors import PvaeError
+from pvae.data.store.layout import MANIFEST
 from pvae.surrogate import SurrogateConfig, TrainSettings
 from pvae.surrogate.domain import QUANTILE
 
@@ -110,8 +110,8 @@ def run_train(args) -> None:
 
 def _read(path: Path, ensemble, batch_size: int, progress):
     """Sample IDs and prediction of a dataset directory or of one image."""
-    from pvae.imaging.read import read_image, sample_id_of
-    from pvae.store import open_dataset
+    from pvae.data.imaging.read import read_image, sample_id_of
+    from pvae.data.store import open_dataset
 
     if path.is_dir() and (path / MANIFEST).exists():
         store = open_dataset(path)
@@ -137,7 +137,7 @@ def run_domain(args) -> None:
 
 
 def run_predict(args) -> None:
-    from pvae.device import resolve_device
+    from pvae.core.device import resolve_device
     from pvae.surrogate import load_surrogate
 
     if args.batch_size < 1:

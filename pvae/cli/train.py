@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from pvae.cli.options import add_progress, print_json
-from pvae.config import load_experiment
-from pvae.datasets import resolve_dataset
+from pvae.data.datasets import resolve_dataset
+from pvae.vae.config import load_experiment
 
 
 def register(commands) -> None:
@@ -43,7 +43,7 @@ def register(commands) -> None:
 
 
 def run_train(args) -> None:
-    from pvae.runs import train_run
+    from pvae.vae.runs import train_run
 
     config = load_experiment(args.experiment)
     dataset = resolve_dataset(args.dataset or config.dataset)
@@ -64,9 +64,9 @@ def run_train(args) -> None:
 
 
 def run_evaluate(args) -> None:
-    from pvae.evaluate import evaluate, summary_line
-    from pvae.fidelity import critic_surrogate
-    from pvae.loading import load_model
+    from pvae.vae.evaluate import evaluate, summary_line
+    from pvae.vae.fidelity import critic_surrogate
+    from pvae.vae.loading import load_model
 
     dataset = resolve_dataset(args.dataset or load_model(args.model).dataset_path)
     surrogate = None

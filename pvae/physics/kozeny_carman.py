@@ -23,7 +23,7 @@ underestimated.
 import numpy as np
 from scipy import ndimage
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 
 
 def surface_area(image: np.ndarray, sigma: float = 1.0, periodic: bool = True) -> float:

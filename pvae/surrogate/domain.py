@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pvae.errors import PvaeError
-from pvae.store.reader import open_dataset
+from pvae.core.errors import PvaeError
+from pvae.data.store.reader import open_dataset
 
 LAGS = (1, 2, 4, 8)
 AXES = ("x", "y", "z")  # array axes 2, 1, 0
@@ -179,7 +179,7 @@ class ApplicabilityDomain:
 
 
 def store_descriptors(store, rows) -> np.ndarray:
-    """:func:`descriptors` of some rows of a :class:`~pvae.store.reader.VoxelStore`,
+    """:func:`descriptors` of some rows of a :class:`~pvae.data.store.reader.VoxelStore`,
     read in chunks, (len(rows), F)."""
     rows = np.asarray(rows, dtype=int)
     parts = [descriptors(store.images(rows[i : i + CHUNK])) for i in range(0, len(rows), CHUNK)]

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.atomic import atomic_write_bytes
-from pvae.errors import PvaeError
+from pvae.core.atomic import atomic_write_bytes
+from pvae.core.errors import PvaeError
+from pvae.core.progress import progress_bar
+from pvae.data.store.reader import VoxelStore
 from pvae.physics.connectivity import percolates
-from pvae.progress import progress_bar
-from pvae.store.reader import VoxelStore
 from pvae.surrogate.domain import ApplicabilityDomain
 from pvae.surrogate.logtensor import LN10, LogNormalizer, exp_tensor, to_matrix
 from pvae.surrogate.model import FusedEnsembleCNN, SurrogateConfig

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.stats import spearmanr
 
-from pvae.metrics import r2_score
+from pvae.core.metrics import r2_score
 from pvae.surrogate.ensemble import Prediction
 
 AXES = ("x", "y", "z")

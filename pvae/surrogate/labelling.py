@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pvae.errors import PvaeError
-from pvae.store.labelling import pending_indices, significant
-from pvae.store.manifest import K_COLUMNS
-from pvae.store.reader import open_dataset
-from pvae.store.writer import rewrite_manifest
+from pvae.core.errors import PvaeError
+from pvae.data.store.labelling import pending_indices, significant
+from pvae.data.store.manifest import K_COLUMNS
+from pvae.data.store.reader import open_dataset
+from pvae.data.store.writer import rewrite_manifest
 from pvae.surrogate.domain import store_descriptors
 from pvae.surrogate.ensemble import SurrogateEnsemble
 

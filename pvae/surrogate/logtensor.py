@@ -6,7 +6,7 @@ matrix "in decades"; for a diagonal K its diagonal is log10 K_ii), not K itself:
 * ``K = expm(S ln 10)`` is symmetric positive definite for *any* predicted S, so the
   output is a valid permeability tensor by construction;
 * ``logm(R K R^T) = R logm(K) R^T`` for every cube symmetry R, so rotating K with the
-  image (:meth:`pvae.symmetry.CubeSymmetry.apply_tensor`) rotates the target the same
+  image (:meth:`pvae.data.symmetry.CubeSymmetry.apply_tensor`) rotates the target the same
   way: the 48-symmetry augmentation stays exact in target space (log-Euclidean);
 * an isotropic standardisation ``(S - m I) / s`` commutes with these rotations too.
 

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pvae.errors import PvaeError
-from pvae.layers import periodic_pad
+from pvae.core.errors import PvaeError
+from pvae.core.layers import periodic_pad
 
 
 @dataclass(frozen=True)

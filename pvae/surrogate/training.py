@@ -1,8 +1,8 @@
 """Training a surrogate ensemble on LBM-labelled datasets.
 
 Each labelled dataset is split train / validation / test by a seeded permutation of
-its labelled rows (:func:`pvae.splits.make_splits`): members learn on ``train`` with
-the 48-symmetry augmentation of :class:`pvae.store.VoxelDataset` (image and K rotated
+its labelled rows (:func:`pvae.data.splits.make_splits`): members learn on ``train`` with
+the 48-symmetry augmentation of :class:`pvae.data.store.VoxelDataset` (image and K rotated
 together, K' = R K R^T, so the log-tensor target rotates exactly, see
 :mod:`pvae.surrogate.logtensor`), stop early on the ``val`` loss and keep their best
 epoch; ``test`` is never seen and is recorded (by sample ID) for honest evaluation.
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.device import resolve_device
-from pvae.errors import PvaeError
-from pvae.progress import progress_bar
-from pvae.provenance import code_version
-from pvae.splits import epoch_seed, make_splits, training_subset
-from pvae.store.reader import VoxelStore, open_dataset
-from pvae.store.torch_dataset import VoxelDataset
+from pvae.core.device import resolve_device
+from pvae.core.errors import PvaeError
+from pvae.core.progress import progress_bar
+from pvae.core.provenance import code_version
+from pvae.data.splits import epoch_seed, make_splits, training_subset
+from pvae.data.store.reader import VoxelStore, open_dataset
+from pvae.data.store.torch_dataset import VoxelDataset
 from pvae.surrogate.domain import fit_domain
 from pvae.surrogate.ensemble import LABEL_UNITS, Prediction, SurrogateEnsemble
 from pvae.surrogate.evaluation import accuracy

@@ -26,7 +26,7 @@ tensors and the CPU kernel generator traces it into straight-line code.
 from collections.abc import Sequence
 from typing import Any
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 from pvae.physics.lbm.forcing import guo_source, guo_velocity
 from pvae.physics.lbm.lattice import CS2, PAIRS, VELOCITIES, WEIGHTS, dot
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pvae.errors import PvaeError
+from pvae.core.errors import PvaeError
 from pvae.physics.connectivity import flow_paths
 from pvae.physics.lbm.collision import kinematic_viscosity, relaxation_rates
 from pvae.physics.lbm.dense_torch import DenseTorchLattices

@@ -1,0 +1,5 @@
+"""Core utilities every other layer may use: errors and warnings, atomic writes,
+progress bars, provenance, the device choice, periodic network layers and metrics.
+
+Imports only the standard library, numpy, pandas, pyarrow and torch.
+"""

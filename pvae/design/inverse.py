@@ -1,0 +1,606 @@
+"""Inverse design: structures with target properties, optimised as structures.
+
+For a target such as ``porosity=0.7, k_xx=2.0`` (permeability in lattice units,
+superficial convention):
+
+1. **Starts** come from the design pool (:mod:`pvae.design.pool`: the model's training
+   split, never the samples it is judged on). The ``parents`` (sample, axis permutation)
+   pairs whose labels come nearest to the target are encoded, and ``mixtures``
+   candidates recombine them (:mod:`pvae.design.recombination`: a parent with a slab displaced
+   along its normal, or two parents layered). Each is decoded, binarized at the target
+   porosity and screened by the critic, corrected by its parents' residual (their LBM
+   label minus the critic's score of them); the best ``starts`` that can still be new
+   (their overlap with their own parents leaves room for ``min_novelty``) are
+   optimised. In the full latent space the optimiser finds structures that fool the
+   critic (LBM measured 0.2 to 0.5 decade below what it predicted); in the span of
+   real samples' latents its judgement holds.
+2. **Optimisation.** Adam on w, the start's weights over its two parents in each
+   region of the crossover (z = w B), minimises, per start,
+   ``critic_weight * e_critic + regressor_weight * e_regressor + prior_weight |z|^2 / L``:
+   ``e_critic`` is the mean squared error, in tolerance units (0.1 decade), of the
+   critic's log10 K_ii of decode(z) binarized at the target porosity
+   (:func:`pvae.vae.critic.straight_through`), so what is optimised is the structure
+   itself; ``e_regressor`` is the same error of the regressor at z, including porosity.
+   Without a critic the regressor term alone drives z (the model's own re-encoding
+   then screens the structures).
+3. **Finalists.** Every optimised z is decoded and binarized at the target porosity
+   (exact to one voxel); the critic scores the binary structures (with their
+   connectivity), corrected by the start's parent residual, and the best ``candidates``
+   (:func:`_ranking`) whose novelty
+   (:mod:`pvae.design.novelty`) is at least ``min_novelty`` go on.
+4. **Physics decides.** LBM verifies the finalists. While no finalist succeeds and the
+   LBM budget allows, the critic's remaining bias on this target's structures
+   (verified minus expected log10 K, averaged over every verification so far) is added
+   to the estimates of all candidates not yet verified (the other optimised starts and
+   every screened recombination), and the best of them are verified for the failed
+   finalists, each keeping its better structure. Candidates are ranked by the
+   *verified* error in tolerance units (porosity 0.02, log10 K 0.1): a score <= 1 is a
+   success.
+
+Targets outside the range of the training data are reported as such and not attempted.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pvae.core.errors import PvaeError
+from pvae.data.imaging.binarize import binarize_at
+from pvae.design.latent import decode_logits, predict_images
+from pvae.design.novelty import NoveltyIndex
+from pvae.design.pool import DesignPool, nearest_parents
+from pvae.design.recombination import encode_parents, parent_overlap, recombine
+from pvae.design.targets import (
+    K_TARGETS,
+    PROPERTIES,
+    k_targets,
+    score_designs,
+    target_vector,
+    tolerance_errors,
+)
+from pvae.physics.lbm import LBMSettings
+from pvae.surrogate import SurrogateEnsemble
+from pvae.vae.critic import straight_through
+from pvae.vae.fidelity import TOLERANCE
+from pvae.vae.loading import LoadedModel
+from pvae.vae.verification import verify_structures
+
+NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
+POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
+
+
+@dataclass(frozen=True)
+class InverseSettings:
+    """Settings of inverse design (:mod:`pvae.design.inverse`).
+
+    Attributes
+    ----------
+    candidates : int
+        Finalists verified by LBM and reported per target.
+    starts : int
+        Latent starts optimised per target (>= ``candidates``): the best of the
+        screened mixtures (prior draws of z without a pool).
+    parents : int
+        (Pool sample, axis permutation) pairs nearest to the target by their labels
+        whose latents span the search (:mod:`pvae.design.recombination`).
+    mixtures : int
+        Two-parent mixtures screened by the critic per target.
+    steps : int
+        Adam steps on z.
+    lr : float
+        Adam step size (latent units).
+    critic_weight, regressor_weight, prior_weight, consistency_weight : float
+        Weights of the critic error and the regressor error (both squared, in
+        tolerance units), of |z|^2 / L and of the research code's encode-decode
+        consistency |encode(decode(z)) - z|^2 / L (0 = off).
+    temperature : float
+        Logit scale of the straight-through binarization's gradient.
+    lbm_budget : int
+        LBM verifications per target, at most (the first round verifies ``candidates``;
+        later rounds verify re-ranked candidates while none succeeds).
+    min_novelty : float
+        Finalists must have novelty >= this (0 = report novelty, reject nothing).
+    screen_slack : float
+        Critic-screened errors up to this (tolerance units) count as equal when
+        ranking candidates; among them the most novel go first.
+    seed : int
+    """
+
+    candidates: int = 4
+    starts: int = 16
+    parents: int = 8
+    mixtures: int = 256
+    steps: int = 30
+    lr: float = 0.05
+    critic_weight: float = 1.0
+    regressor_weight: float = 0.1
+    prior_weight: float = 0.02
+    consistency_weight: float = 0.0
+    temperature: float = 1.0
+    lbm_budget: int = 12
+    min_novelty: float = 0.0
+    screen_slack: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.candidates < 1:
+            problems.append("candidates >= 1")
+        if self.starts < self.candidates:
+            problems.append("starts >= candidates")
+        if self.parents < 1:
+            problems.append("parents >= 1")
+        if self.mixtures < self.starts:
+            problems.append("mixtures >= starts")
+        if self.steps < 0:
+            problems.append("steps >= 0")
+        if not self.lr > 0 or not self.temperature > 0:
+            problems.append("lr and temperature > 0")
+        weights = (self.critic_weight, self.regressor_weight, self.prior_weight,
+                   self.consistency_weight)  # fmt: skip
+        if min(weights) < 0:
+            problems.append("weights >= 0")
+        if self.lbm_budget < self.candidates:
+            problems.append("lbm_budget >= candidates")
+        if not 0 <= self.min_novelty < 1:
+            problems.append("min_novelty in [0, 1)")
+        if not 0 <= self.screen_slack <= 1:
+            problems.append("screen_slack in [0, 1]")
+        if problems:
+            raise PvaeError(f"inverse design settings: need {', '.join(problems)}")
+
+
+@dataclass
+class _Starts:
+    """Search variables of one target: ``x`` (S, k) weights over each start's own
+    ``basis`` (S, k, L), or z (S, L) without one; ``kinds`` (S,); ``parents``
+    (S, 2, V) bool, the two basis structures each start recombines (None without);
+    ``offset`` (S, 3), the critic's expected miss on each start's log10 K diagonal
+    (its parents' LBM labels minus its own scores of them, share-weighted; 0 without
+    parents)."""
+
+    x: torch.Tensor
+    basis: torch.Tensor | None
+    kinds: list[str]
+    parents: np.ndarray | None
+    offset: np.ndarray
+    screened: "_Candidates | None" = None
+
+
+@dataclass
+class _Candidates:
+    """Decoded, binarized structures of one target with what is known about them.
+
+    Attributes
+    ----------
+    images : np.ndarray of bool, shape (M, D, H, W)
+    log10_k : np.ndarray, shape (M, 3)
+        The critic's log10 K diagonal.
+    offset : np.ndarray, shape (M, 3)
+        Expected critic miss (see :class:`_Starts`); the estimate is ``log10_k + offset``.
+    overlap : np.ndarray, shape (M,), or None
+        IoU with the structure's own parents (:func:`pvae.design.recombination.parent_overlap`).
+    kinds : list of str
+    predicted : np.ndarray, shape (M, T)
+        The regressor at z (raw units).
+    """
+
+    images: np.ndarray
+    log10_k: np.ndarray
+    offset: np.ndarray
+    overlap: np.ndarray | None
+    kinds: list[str]
+    predicted: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, picked) -> "_Candidates":
+        picked = np.asarray(picked, dtype=int)
+        return _Candidates(
+            self.images[picked], self.log10_k[picked], self.offset[picked],
+            None if self.overlap is None else self.overlap[picked],
+            [self.kinds[i] for i in picked], self.predicted[picked])  # fmt: skip
+
+    def extend(self, other: "_Candidates | None") -> "_Candidates":
+        if other is None:
+            return self
+        return _Candidates(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.log10_k, other.log10_k]),
+            np.concatenate([self.offset, other.offset]),
+            None if self.overlap is None else np.concatenate([self.overlap, other.overlap]),
+            self.kinds + other.kinds,
+            np.concatenate([self.predicted, other.predicted]))  # fmt: skip
+
+
+def _starts(loaded, pool, target, porosity, settings, device, critic) -> _Starts:
+    """Initial search variables of a target.
+
+    With a pool: parents nearest to the target are encoded into a basis and
+    ``mixtures`` two-parent candidates recombined from it (:mod:`pvae.design.recombination`)
+    are decoded, binarized at ``porosity`` and screened by the critic, each corrected
+    by its parents' residual: where LBM labelled a parent, the critic's miss on it is
+    known, and a structure made of two parents inherits their misses in proportion
+    (this restores, for example, the anisotropy of channel structures that a small
+    critic blurs). The first ``starts`` in :func:`_ranking` order are returned, and every
+    screened candidate, also binarized ``POROSITY_STEP`` below and above the target
+    porosity (within its tolerance; K moves with it), is kept for later rounds. Without
+    a pool: prior draws of z.
+
+    Parameters
+    ----------
+    porosity : float or None
+        Pore fraction to binarize at; None = each decode's expected pore fraction.
+    """
+    rng = np.random.default_rng(settings.seed)
+    if pool is None:
+        z = rng.standard_normal((settings.starts, loaded.model.config.latent_dim))
+        z = torch.as_tensor(z, dtype=torch.float32, device=device)
+        return _Starts(z, None, ["prior"] * len(z), None, np.zeros((len(z), 3)))
+    parents = nearest_parents(pool, target, settings.parents)
+    basis = encode_parents(loaded, pool, parents, rng)
+    found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
+    z = found.latents()
+    images, predicted = _decoded(loaded, z, porosity)
+    own = _critic_log10_k(loaded, critic, basis.images.reshape(-1, *images.shape[1:]))
+    residual = np.nan_to_num(basis.log10_k - own, nan=0.0, posinf=0.0, neginf=0.0)  # (B, 3)
+    offset, parent_images = found.correction(residual), basis.images[found.pairs]
+
+    def candidates(images, kinds):
+        return _Candidates(images, _critic_log10_k(loaded, critic, images), offset,
+                           parent_overlap(images, parent_images), kinds, predicted)  # fmt: skip
+
+    screened = candidates(images, found.kinds)
+    picked = _ranking(screened, target, settings)[: settings.starts]
+    best = found.take(picked)
+    if porosity is not None:  # the same structures a little more and less open, for later rounds
+        for step in (s for s in (-POROSITY_STEP, POROSITY_STEP) if 0 < porosity + s < 1):
+            kinds = [f"{k}@n={porosity + step:.3f}" for k in found.kinds]
+            screened = screened.extend(candidates(_decoded(loaded, z, porosity + step)[0], kinds))
+    return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
+                   basis.images[best.pairs], screened.offset[picked], screened)  # fmt: skip
+
+
+def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None) -> np.ndarray:
+    """Order of candidates: by the estimated error (critic + offset + ``bias`` (3,),
+    in tolerance units), where all within ``slack`` (default
+    ``settings.screen_slack``) count as equal and the least overlapping with their
+    parents (the most novel) go first; candidates whose overlap rules out
+    ``min_novelty`` go last."""
+    estimate = candidates.log10_k + candidates.offset + (0.0 if bias is None else bias)
+    screened = _screen_score(estimate, target)
+    if candidates.overlap is None:
+        return np.argsort(screened, kind="stable")
+    key = np.maximum(screened, settings.screen_slack if slack is None else slack)
+    key[1.0 - candidates.overlap < settings.min_novelty] = np.inf
+    return np.lexsort((candidates.overlap, key))
+
+
+def _decoded(loaded, z, porosity) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_structures` of z (S, L) in batches of 32, binarized at ``porosity`` (None:
+    each decode's expected pore fraction)."""
+    parts = [_structures(loaded, chunk, _pore_fractions(loaded, chunk, porosity))
+             for chunk in torch.split(z, 32)]  # fmt: skip
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@torch.no_grad()
+def _pore_fractions(loaded, z, porosity) -> torch.Tensor:
+    """Pore fraction (S,) each decode of z (S, L) is binarized at: the target's, or
+    without one the decoder's expected pore fraction."""
+    if porosity is not None:
+        return torch.full((len(z),), float(porosity), device=z.device)
+    return (
+        torch.sigmoid(loaded.model.decode(z.to(next(loaded.model.parameters()).device)))
+        .flatten(1)
+        .mean(1)
+        .to(z.device)
+    )
+
+
+def latents(x: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
+    """Latent vectors (S, L) of search variables: weights x (S, k) over each start's own
+    basis (S, k, L), or x itself without a basis."""
+    return x if basis is None else torch.einsum("sk,skl->sl", x, basis)
+
+
+def optimise_latents(
+    loaded: LoadedModel,
+    x0: torch.Tensor,
+    goal: np.ndarray,
+    porosity: torch.Tensor,
+    settings: InverseSettings,
+    critic: SurrogateEnsemble | None = None,
+    critic_goal: torch.Tensor | None = None,
+    steps: int | None = None,
+    basis: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Adam toward the target, scored on the regressor and on the decoded structure.
+
+    Parameters
+    ----------
+    x0 : torch.Tensor, shape (S, L) or (S, k)
+        Latent vectors, or weights over each start's ``basis`` rows: the search then
+        stays in the span of real samples' latents, where the critic's judgement holds.
+    goal : np.ndarray, shape (T,)
+        Target in the model's raw units (log10 K), NaN = not set.
+    porosity : torch.Tensor, shape (S,)
+        Pore fraction each structure is binarized at for the critic.
+    critic : SurrogateEnsemble, optional
+    critic_goal : torch.Tensor, shape (S, 3), optional
+        log10 K_xx, K_yy, K_zz the critic should see (NaN = not set); the target, or
+        the target shifted by a measured critic offset.
+    steps : int, optional
+        Default ``settings.steps``.
+    basis : torch.Tensor, shape (S, k, L), optional
+
+    Returns
+    -------
+    x : torch.Tensor, shape of ``x0``
+    history : np.ndarray, shape (steps + 1,)
+        Mean loss over starts at each step.
+    """
+    model = loaded.model
+    device = x0.device
+    steps = settings.steps if steps is None else steps
+    given = torch.as_tensor(np.isfinite(goal), device=device)
+    goal_t = torch.as_tensor(np.nan_to_num(goal), dtype=torch.float32, device=device)
+    scale = torch.tensor(
+        [TOLERANCE["log10"] if n.startswith("log10_") else TOLERANCE["porosity"]
+         for n in loaded.targets], device=device)  # fmt: skip
+    use_critic = (
+        critic is not None
+        and critic_goal is not None
+        and settings.critic_weight > 0
+        and bool(torch.isfinite(critic_goal).any())
+    )
+    if use_critic:
+        critic_given = torch.isfinite(critic_goal)
+        critic_count = critic_given.sum(1).clamp_min(1)  # (S,) K components set
+        critic_target = torch.nan_to_num(critic_goal).to(device)
+    x = x0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([x], lr=settings.lr)
+    latent = model.config.latent_dim
+    history = []
+    model.requires_grad_(False)
+    try:
+        for step in range(steps + 1):
+            z = latents(x, basis)
+            predicted = loaded.normalizer.decode(model.predict(z))  # (S, T) raw units
+            error = (((predicted - goal_t) / scale) ** 2)[:, given].mean(dim=1)
+            loss = settings.regressor_weight * error
+            loss = loss + settings.prior_weight * (z**2).sum(dim=1) / latent
+            if use_critic or settings.consistency_weight > 0:
+                logits = model.decode(z)  # (S, 1, D, H, W)
+            if use_critic:
+                pore = straight_through(logits, porosity, settings.temperature)
+                k = critic.log10_k_diagonal(pore.to(critic.device)).to(device)  # (S, 3)
+                miss = torch.where(critic_given, (k - critic_target) / TOLERANCE["log10"], 0.0)
+                loss = loss + settings.critic_weight * (miss**2).sum(1) / critic_count
+            if settings.consistency_weight > 0:
+                back, _ = model.encode(torch.sigmoid(logits))
+                loss = loss + settings.consistency_weight * ((back - z) ** 2).sum(dim=1) / latent
+            history.append(float(loss.detach().mean()))
+            if step == steps:
+                break
+            optimizer.zero_grad()
+            loss.sum().backward()
+            optimizer.step()
+    finally:
+        model.requires_grad_(True)
+    return x.detach(), np.array(history)
+
+
+def _structures(loaded, z, porosity) -> tuple[np.ndarray, np.ndarray]:
+    """Decode z and binarize each at its pore fraction: images (S, D, H, W) bool and the
+    regressor's predictions at z (S, T)."""
+    logits, predicted = decode_logits(loaded, z.cpu().numpy())
+    images = np.stack([binarize_at(x, float(p)) for x, p in zip(logits, porosity, strict=True)])
+    return images, predicted
+
+
+def _critic_log10_k(loaded, critic, images) -> np.ndarray:
+    """log10 K diagonal (S, 3) of binary structures by the critic (-inf where a direction
+    does not percolate), or by the model's own re-encoding without a critic."""
+    if critic is None:
+        predicted = predict_images(loaded, images)
+        return np.stack([
+            predicted[:, loaded.targets.index(PROPERTIES[k])] if PROPERTIES[k] in loaded.targets
+            else np.full(len(images), np.nan) for k in K_TARGETS], axis=1)  # fmt: skip
+    k = np.diagonal(critic.predict(images).k, axis1=1, axis2=2)
+    with np.errstate(divide="ignore"):
+        return np.log10(k)
+
+
+def _screen_score(log10_k: np.ndarray, target: dict) -> np.ndarray:
+    """Screened error (S,) in tolerance units over the target's K components."""
+    ks = k_targets(target)
+    if not ks:
+        return np.zeros(len(log10_k))
+    return tolerance_errors(None, log10_k, {k: target[k] for k in ks}).max(axis=1)
+
+
+class _Finalists:
+    """The verified candidates of one target: ``found`` (:class:`_Candidates`),
+    ``novelty`` and ``match`` (lists) and the verification ``table``; slot i keeps the
+    best structure verified for it."""
+
+    def __init__(self, found, novelty, match, table):
+        self.found, self.novelty, self.match, self.table = found, novelty, match, table
+
+    def replace(self, i, other, j, novelty, match, row) -> None:
+        """Put candidate j of ``other`` into slot i with its novelty and verified row."""
+        f = self.found
+        f.images[i], f.log10_k[i], f.offset[i] = other.images[j], other.log10_k[j], other.offset[j]
+        f.kinds[i], f.predicted[i] = other.kinds[j], other.predicted[j]
+        self.novelty[i], self.match[i] = novelty, match
+        for column, value in row.items():
+            self.table.at[i, column] = value
+
+
+def _novelty(index: NoveltyIndex | None, image: np.ndarray) -> tuple[float, int]:
+    """(novelty, position of the most similar pool sample) of a structure; (NaN, -1)
+    without an index."""
+    if index is None:
+        return math.nan, -1
+    iou, match = index.best_match(image)
+    return 1.0 - iou, match
+
+
+def _pick(order, images, index, min_novelty, count) -> tuple[list[int], list[float], list[int]]:
+    """The first ``count`` structures in ``order`` whose novelty is >= ``min_novelty``."""
+    picked, novelty, match = [], [], []
+    for i in order:
+        value, j = _novelty(index, images[i])
+        if value < min_novelty:
+            continue
+        picked.append(int(i))
+        novelty.append(value)
+        match.append(j)
+        if len(picked) == count:
+            break
+    return picked, novelty, match
+
+
+def design(
+    loaded: LoadedModel,
+    target: dict[str, float],
+    pool: DesignPool | None = None,
+    settings: InverseSettings | None = None,
+    lbm: LBMSettings | None = None,
+    device: str = "cpu",
+    critic: SurrogateEnsemble | None = None,
+    novelty_index: NoveltyIndex | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Design, verify and rank candidate structures for one target.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    target : dict
+        Property -> value (porosity; k_xx/k_yy/k_zz in lattice units, superficial).
+    pool : DesignPool, optional
+        Samples the starts come from (:func:`pvae.design.pool.design_pool`); without
+        it every start is a prior draw.
+    settings : InverseSettings, optional
+    lbm : LBMSettings, optional
+        Verification solver settings.
+    device : str
+    critic : SurrogateEnsemble, optional
+        Scores the decoded structures during optimisation and screening.
+    novelty_index : NoveltyIndex, optional
+        The pool's structures, for ``novelty`` (NaN without it).
+
+    Returns
+    -------
+    table : pd.DataFrame
+        One row per finalist, best first: ``rank``, ``start``, ``predicted_<prop>``
+        (regressor at z), ``critic_<k>`` (critic on the structure, lattice units),
+        ``verified_<prop>``, ``target_<prop>``, ``error_<prop>``, ``score``,
+        ``success``, ``lbm_converged``, ``lbm_solves``, ``novelty`` and
+        ``nearest_sample`` (the pool sample it overlaps most). Empty when no
+        optimised structure reaches ``min_novelty``.
+    images : np.ndarray of bool, shape (C, D, H, W)
+        The finalists' structures in the same order, True = pore.
+    """
+    settings = settings or InverseSettings()
+    goal = target_vector(target, loaded.targets)
+    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic)
+    x0, basis, kinds = starts.x, starts.basis, starts.kinds
+    porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
+    ks = k_targets(target)
+    critic_goal = torch.full((len(x0), 3), math.nan, device=device)
+    for k in ks:
+        j = K_TARGETS.index(k)
+        critic_goal[:, j] = torch.as_tensor(
+            math.log10(target[k]) - starts.offset[:, j], device=device
+        )
+    x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
+                            basis=basis)  # fmt: skip
+    images, predicted = _structures(loaded, latents(x, basis), porosity)
+    overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
+    optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
+                            overlap, kinds, predicted)  # fmt: skip
+    order = _ranking(optimised, target, settings)
+    picked, novelty, match = _pick(order, images, novelty_index, settings.min_novelty,
+                                   settings.candidates)  # fmt: skip
+    if not picked:
+        return pd.DataFrame(), images[:0]
+    table = score_designs(verify_structures(images[picked], lbm, device), target)
+    table["lbm_solves"] = 1
+    state = _Finalists(optimised.take(picked), novelty, match, table)
+    rest = np.setdiff1d(np.arange(len(optimised)), picked)
+    _refine(state, optimised.take(rest).extend(starts.screened), target, settings, lbm, device,
+            novelty_index)  # fmt: skip
+    return _report(loaded, state, pool)
+
+
+def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """What the estimate misses, verified minus expected log10 K (decades, (R, 3)); a
+    blocked verified direction counts as :data:`NOT_PERCOLATING_OFFSET`, an unknown one
+    as 0."""
+    both = np.isfinite(verified) & np.isfinite(expected)
+    fallback = np.where(np.isfinite(verified), 0.0, NOT_PERCOLATING_OFFSET)
+    return np.where(both, verified - np.where(both, expected, 0.0), fallback)
+
+
+def _refine(state, rest, target, settings, lbm, device, index) -> None:
+    """Verify more candidates while no finalist succeeds and the LBM budget allows.
+
+    Every verification measures the critic's remaining bias on this target's
+    structures, verified minus estimated log10 K (:func:`_offset`); each round re-ranks
+    the candidates not yet verified (``rest``: the other optimised starts and every
+    screened recombination) with the mean bias so far added to their estimates, by
+    estimated error alone (no slack for novelty: a target not met by the first round
+    gets the surest candidates), and verifies the best of them for the failed slots,
+    each slot keeping its better structure.
+    """
+    names = [f"verified_log10_{k}" for k in K_TARGETS]
+
+    def bias_of(found, table):
+        return _offset(table[names].to_numpy(float), found.log10_k + found.offset)
+
+    measured = [bias_of(state.found, state.table)]
+    solves = len(state.table)
+    while (k_targets(target) and len(rest) and not state.table["success"].any()
+           and solves < settings.lbm_budget):  # fmt: skip
+        slots = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
+        bias = np.concatenate(measured).mean(axis=0)
+        order = _ranking(rest, target, settings, bias, slack=0.0)  # the surest first now
+        picked, novelty, match = _pick(order, rest.images, index, settings.min_novelty, len(slots))
+        if not picked:
+            break
+        new = rest.take(picked)
+        result = score_designs(verify_structures(new.images, lbm, device), target)
+        measured.append(bias_of(new, result))
+        solves += len(picked)
+        rest = rest.take(np.setdiff1d(np.arange(len(rest)), picked))
+        for j, i in enumerate(slots[: len(picked)]):
+            state.table.at[i, "lbm_solves"] += 1
+            if result.at[j, "score"] < state.table.at[i, "score"]:
+                state.replace(i, new, j, novelty[j], match[j], result.iloc[j])
+
+
+def _report(loaded, state, pool) -> tuple[pd.DataFrame, np.ndarray]:
+    """The finalists' table, best verified score first, and their images."""
+    found = state.found
+    table = pd.DataFrame({"start": found.kinds})
+    for prop, name in PROPERTIES.items():
+        if name in loaded.targets:
+            value = found.predicted[:, loaded.targets.index(name)]
+            table[f"predicted_{prop}"] = 10**value if name.startswith("log10_") else value
+    for j, k in enumerate(K_TARGETS):
+        table[f"critic_{k}"] = 10 ** found.log10_k[:, j]
+        table[f"expected_{k}"] = 10 ** (found.log10_k[:, j] + found.offset[:, j])
+    table = pd.concat([table, state.table], axis=1)
+    table["novelty"] = state.novelty
+    ids = pool.sample_ids() if pool is not None else []
+    table["nearest_sample"] = [ids[j] if j >= 0 else None for j in state.match]
+    order = np.lexsort((table.index.to_numpy(), table["score"].to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table, found.images[order]

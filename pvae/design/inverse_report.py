@@ -1,0 +1,153 @@
+"""Running inverse design for one or many targets and writing what a user inspects.
+
+Per target (``DIR`` or ``DIR/<id>/`` for many): ``designs.parquet`` (one row per
+candidate: predicted, critic and verified properties, errors, novelty, file),
+``designs.json``, ``designs.png``, and each candidate as ``candidate_XX.npy`` (True =
+pore), ``candidate_XX.tif`` and ``candidate_XX_bmp/`` (the research code's slice
+format). Always ``summary.parquet`` / ``summary.json``: per target the best design's
+verdict and novelty beside the lookup baseline's verdict (the nearest pool sample,
+:func:`pvae.design.pool.lookup`), so a user sees at once whether design beat lookup.
+"""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pvae.core.atomic import atomic_directory, atomic_write_json
+from pvae.core.progress import progress_bar
+from pvae.data.imaging import write_bmp_stack, write_image
+from pvae.design.inverse import InverseSettings, design
+from pvae.design.novelty import NoveltyIndex
+from pvae.design.pool import DesignPool, lookup
+from pvae.design.targets import coverage_problems
+from pvae.physics.lbm import LBMSettings
+from pvae.surrogate import SurrogateEnsemble
+from pvae.vae.figures import designs_plot
+from pvae.vae.loading import LoadedModel
+
+
+def _write_designs(folder: Path, table: pd.DataFrame, images, target: dict, baseline) -> None:
+    files = []
+    for rank, image in enumerate(images, start=1):
+        stem = f"candidate_{rank:02d}"
+        write_image(image, folder / f"{stem}.npy")
+        write_image(image, folder / f"{stem}.tif")
+        write_bmp_stack(image, folder / f"{stem}_bmp")
+        files.append(f"{stem}.npy")
+    table["file"] = files
+    table.to_parquet(folder / "designs.parquet", index=False)
+    atomic_write_json(
+        folder / "designs.json",
+        {
+            "target": target,
+            "success": bool(table["success"].any()),
+            "best": table.iloc[0].to_dict(),
+            "candidates": len(table),
+            "baseline": baseline,
+        },
+    )
+    designs_plot(images, table, target, folder / "designs.png")
+
+
+def _summary_json(summary: pd.DataFrame, pool: DesignPool | None, critic_file) -> dict:
+    designed = summary[summary["status"] == "designed"]
+    attempted = summary[summary["status"] != "outside_training_data"]
+
+    def rate(column, part):
+        return float(part[column].mean()) if len(part) else None
+
+    return {
+        "targets": len(summary),
+        "designed": len(designed),
+        "outside_training_data": int((summary["status"] == "outside_training_data").sum()),
+        "success_rate": rate("success", attempted),
+        "baseline_success_rate": rate("baseline_success", attempted),
+        "median_novelty": float(designed["novelty"].median()) if len(designed) else None,
+        "pool": pool.description if pool is not None else None,
+        "critic": str(critic_file) if critic_file is not None else None,
+    }
+
+
+def run_inverse(
+    loaded: LoadedModel,
+    targets: list[tuple[str, dict]],
+    out: str | Path,
+    pool: DesignPool | None = None,
+    settings: InverseSettings | None = None,
+    lbm: LBMSettings | None = None,
+    device: str = "cpu",
+    allow_extrapolation: bool = False,
+    progress: bool | None = None,
+    critic: SurrogateEnsemble | None = None,
+    critic_file: str | Path | None = None,
+    overwrite: bool = False,
+) -> pd.DataFrame:
+    """Design every target, verify, and write the results under ``out`` (atomically).
+
+    Parameters
+    ----------
+    targets : list of (id, target)
+        One target writes directly into ``out``; several into ``out/<id>/``.
+    pool : DesignPool, optional
+        Starts, novelty references and the lookup baseline.
+    allow_extrapolation : bool
+        Attempt targets outside the training data instead of reporting them.
+    critic : SurrogateEnsemble, optional
+        The physics critic (:func:`pvae.vae.critic.find_critic`), recorded as ``critic_file``.
+    overwrite : bool
+        Replace a non-empty ``out``.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per target: ``id``, ``status`` (``designed`` / ``outside_training_data``
+        / ``no_novel_design``), ``success``, ``score``, ``novelty``, the target, the
+        best candidate's predicted, critic and verified values, ``baseline_sample``,
+        ``baseline_score``, ``baseline_success``, ``note``.
+    """
+    settings = settings or InverseSettings()
+    index = NoveltyIndex(pool.images(), device) if pool is not None else None
+    rows = []
+    single = len(targets) == 1
+    with (
+        atomic_directory(out, overwrite=overwrite) as tmp,
+        progress_bar(len(targets), "inverse design", progress, unit="target") as bar,
+    ):
+        for target_id, target in targets:
+            problems = coverage_problems(target, loaded.target_ranges)
+            row = {"id": target_id, **{f"target_{k}": v for k, v in target.items()}}
+            baseline = lookup(pool, target) if pool is not None else {}
+            row |= baseline
+            if problems and not allow_extrapolation:
+                rows.append(row | {"status": "outside_training_data", "success": False,
+                                   "score": math.inf, "note": "; ".join(problems)})  # fmt: skip
+                bar.update()
+                continue
+            table, images = design(loaded, target, pool, settings, lbm, device, critic, index)
+            if not len(table):
+                note = f"every optimised structure has novelty < {settings.min_novelty:g}"
+                rows.append(row | {"status": "no_novel_design", "success": False,
+                                   "score": math.inf, "note": note})  # fmt: skip
+                bar.update()
+                continue
+            folder = tmp if single else tmp / target_id
+            folder.mkdir(exist_ok=True)
+            _write_designs(folder, table, images, target, baseline)
+            best = table.iloc[0]
+            row |= {
+                "status": "designed",
+                "success": bool(best["success"]),
+                "score": float(best["score"]),
+                "novelty": float(best["novelty"]),
+                "lbm_solves": int(table["lbm_solves"].sum()),
+                "note": "; ".join(problems),
+            }
+            prefixes = ("verified_", "predicted_", "critic_")
+            row |= {c: best[c] for c in table.columns if c.startswith(prefixes)}
+            rows.append(row)
+            bar.update()
+        summary = pd.DataFrame(rows)
+        summary.to_parquet(tmp / "summary.parquet", index=False)
+        atomic_write_json(tmp / "summary.json", _summary_json(summary, pool, critic_file))
+    return summary

@@ -1,0 +1,176 @@
+"""The samples inverse design may use: starts, novelty references and the lookup baseline.
+
+Inverse design must not see the samples it is judged on. The pool is therefore the
+model's *training split* when the dataset given is the one the model was trained on
+(same fingerprint), and every labelled sample of any other dataset the user passes.
+Latent starts are encoded pool samples, novelty is measured against the pool, and the
+baseline a design must beat is the pool sample whose labels are nearest to the target
+("lookup"), scored with its own labels exactly as a design is scored by LBM. Samples
+under axis permutations (K diagonal permuted along) are parents of recombined designs
+(:mod:`pvae.design.recombination`) and a stronger baseline.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pvae.core.errors import PvaeError
+from pvae.data.store.reader import VoxelStore
+from pvae.data.symmetry import CubeSymmetry, axis_permutations, permuted_diagonal
+from pvae.design.targets import K_TARGETS, tolerance_errors
+from pvae.vae.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class DesignPool:
+    """Rows of a dataset that inverse design may start from and must differ from.
+
+    Attributes
+    ----------
+    store : VoxelStore
+    rows : np.ndarray of int, shape (P,)
+        Labelled rows of ``store`` in the pool.
+    description : str
+        For reports, e.g. ``"training split of data/default (268 samples)"``.
+    """
+
+    store: VoxelStore
+    rows: np.ndarray
+    description: str
+
+    def images(self) -> np.ndarray:
+        """Pool structures, bool (P, Z, Y, X), True = pore."""
+        return self.store.images(self.rows)
+
+    def sample_ids(self) -> list[str]:
+        return self.store.manifest["sample_id"].iloc[self.rows].tolist()
+
+
+def design_pool(loaded: LoadedModel, store: VoxelStore) -> DesignPool:
+    """The pool of :mod:`this module <pvae.design.pool>` for a model and a dataset."""
+    labelled = np.flatnonzero(store.manifest["porosity"].notna().to_numpy())
+    if store.fingerprint == loaded.dataset_fingerprint:
+        rows = np.intersect1d(np.asarray(loaded.state["splits"]["train"], dtype=int), labelled)
+        description = f"training split of {store.root} ({len(rows)} samples)"
+    else:
+        rows = labelled
+        description = f"{store.root} ({len(rows)} labelled samples)"
+    if not len(rows):
+        raise PvaeError(f"{store.root}: no labelled samples to design from")
+    return DesignPool(store, rows, description)
+
+
+def label_errors(labels: np.ndarray, target: dict[str, float]) -> np.ndarray:
+    """Errors of labelled structures against a target, in tolerance units.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape (N, 4)
+        Porosity and the K diagonal (lattice units).
+    target : dict
+        Property -> value, as in :mod:`pvae.design.targets`.
+
+    Returns
+    -------
+    np.ndarray, shape (N, len(target))
+        Porosity in 0.02, log10 K in 0.1 decade (inf where a K is not positive); a
+        structure whose largest error is <= 1 meets the target.
+    """
+    k = labels[:, 1:4]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log10_k = np.where(k > 0, np.log10(k), np.nan)
+    return tolerance_errors(labels[:, 0], log10_k, target)
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A pool sample under an axis permutation.
+
+    Attributes
+    ----------
+    row : int
+        Dataset row.
+    sample_id : str
+    symmetry : CubeSymmetry
+    score : float
+        Its labels' largest error against the target (:func:`label_errors`).
+    """
+
+    row: int
+    sample_id: str
+    symmetry: CubeSymmetry
+    score: float
+
+    @property
+    def name(self) -> str:
+        """``<sample_id>`` or ``<sample_id>@<perm>`` for a permuted one."""
+        if self.symmetry.perm == (0, 1, 2):
+            return self.sample_id
+        return f"{self.sample_id}@{''.join('zyx'[p] for p in self.symmetry.perm)}"
+
+
+def nearest_parents(
+    pool: DesignPool, target: dict[str, float], count: int, permute: bool = True
+) -> list[Parent]:
+    """The ``count`` (sample, axis permutation) pairs of the pool nearest to a target.
+
+    Parameters
+    ----------
+    pool : DesignPool
+    target : dict
+    count : int
+    permute : bool
+        Consider every shape-keeping axis permutation of each sample (else only the
+        samples as they are: the lookup baseline).
+
+    Returns
+    -------
+    list of Parent
+        Best label score first.
+    """
+    table = pool.store.manifest.iloc[pool.rows]
+    labels = table[["porosity", *K_TARGETS]].to_numpy(float)
+    symmetries = axis_permutations(pool.store.shape)[: None if permute else 1]
+    errors = np.stack([
+        label_errors(np.column_stack([labels[:, 0], permuted_diagonal(labels[:, 1:], s)]), target)
+        for s in symmetries], axis=1)  # (P, G, n)  # fmt: skip
+    scores = errors.max(axis=2)
+    with np.errstate(over="ignore", invalid="ignore"):  # blocked directions: inf errors
+        key = scores + 1e-3 * errors.mean(axis=2)
+    # the largest error first, a thousandth of the mean breaks ties toward the nearer one
+    best = np.argsort(key, axis=None, kind="stable")[:count]
+    ids = table["sample_id"].tolist()
+    return [
+        Parent(int(pool.rows[i]), ids[i], symmetries[g], float(scores[i, g]))
+        for i, g in zip(*np.unravel_index(best, scores.shape), strict=True)
+    ]
+
+
+def lookup(pool: DesignPool, target: dict[str, float], permute: bool = False) -> dict:
+    """The baseline: the pool sample whose labels come nearest to the target.
+
+    Nearest in the success measure itself (:func:`label_errors`), so no other pool
+    sample would have scored better with its own labels.
+
+    Parameters
+    ----------
+    pool : DesignPool
+    target : dict
+    permute : bool
+        Also consider the samples under axis permutations (a stronger baseline for
+        anisotropic targets).
+
+    Returns
+    -------
+    dict
+        ``baseline_sample`` (sample ID, ``@<axes>`` when permuted), ``baseline_score``
+        (max error over the target's properties in tolerance units, from the sample's
+        own labels) and ``baseline_success`` (score <= 1).
+    """
+    best = nearest_parents(pool, target, 1, permute)[0]
+    score = best.score
+    return {
+        "baseline_sample": best.name,
+        "baseline_score": score,
+        "baseline_success": bool(score <= 1.0),
+    }

@@ -1,7 +1,0 @@
-"""The dataset store: one directory per dataset (manifest + bit-packed voxels)."""
-
-from pvae.store.reader import VoxelStore, open_dataset
-from pvae.store.torch_dataset import VoxelDataset
-from pvae.store.writer import rewrite_manifest, write_dataset
-
-__all__ = ["VoxelDataset", "VoxelStore", "open_dataset", "rewrite_manifest", "write_dataset"]
