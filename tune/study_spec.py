@@ -271,7 +271,7 @@ def smoke(config: ExperimentConfig, spec: StudySpec) -> tuple[ExperimentConfig, 
         spec,
         space=space,
         budget=SMOKE_EPOCHS,
-        samples=min(spec.samples, SMOKE_SAMPLES) if spec.search != "grid" else SMOKE_SAMPLES,
+        samples=min(spec.total_trials, SMOKE_SAMPLES),  # grid values sampled, not enumerated
         search="random" if spec.search == "grid" else spec.search,
         grace_period=1,
         startup_trials=min(spec.startup_trials or SMOKE_SAMPLES, SMOKE_SAMPLES),

@@ -29,7 +29,7 @@ from pvae.core.errors import PvaeError
 from pvae.data.default_data import DEFAULT_DATASET
 from pvae.data.store import open_dataset
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "demo.yaml"
+EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
 INVERSE_TARGETS = 3
 CANDIDATES = 4
 # verification budget of the demo: LBM to a 1e-4 flux change per 100 steps, at most 20k

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pvae.data.microstructures.synthesize import synthesize_mix
 
-ROOT = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2] / "data"
 DEFAULT_DATASET = ROOT / "default"
 RECORD = ROOT / "default.json"
 RECIPE = {

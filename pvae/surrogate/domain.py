@@ -107,7 +107,7 @@ class ApplicabilityDomain:
     quantile : float
         The quantile of in-distribution distances the threshold was set at.
     neighbours : int
-        k of the k-nearest-neighbour distance.
+        k of the k-nearest-neighbour distance (at most the training images - 1).
     """
 
     reference: np.ndarray
@@ -134,8 +134,9 @@ class ApplicabilityDomain:
         """
         if not 0.5 <= quantile <= 1.0:
             raise PvaeError(f"domain quantile {quantile}: need 0.5 <= q <= 1")
-        if len(train) <= neighbours:
-            raise PvaeError(f"domain: {len(train)} training images, need more than {neighbours}")
+        if len(train) < 2:
+            raise PvaeError(f"domain: {len(train)} training images, need at least 2")
+        neighbours = min(neighbours, len(train) - 1)  # a tiny training set: fewer neighbours
         mean, scale = train.mean(axis=0), np.maximum(train.std(axis=0), 1e-6)
         reference = (train - mean) / scale
         inside = np.concatenate([
