@@ -33,9 +33,10 @@ def free_port() -> int:
 def other_ray():
     """Somebody else's Ray: ``ray start --head`` with no CPUs, as the latest cluster.
 
-    Yields its port; ended by process group at the end (never ``ray stop``), and its
-    ``ray_current_cluster`` record removed if it is still the latest.
+    Yields its port; ended by process group at the end (never ``ray stop``), and the
+    ``ray_current_cluster`` record put back as it was (a user's cluster stays the latest).
     """
+    before = CURRENT.read_text() if CURRENT.exists() else None
     port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     command = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}",
@@ -58,7 +59,9 @@ def other_ray():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(other.pid, signal.SIGKILL)  # what SIGTERM left of its group
         other.wait()
-        if CURRENT.exists() and CURRENT.read_text().strip().endswith(f":{port}"):
+        if before is not None:
+            CURRENT.write_text(before)
+        elif CURRENT.exists() and CURRENT.read_text().strip().endswith(f":{port}"):
             CURRENT.unlink()
 
 
