@@ -52,9 +52,9 @@ from pvae.surrogate.ensemble import SurrogateEnsemble
 from pvae.surrogate.labelling import (
     CHECK_FRACTION,
     FALLBACK_SPREAD,
+    check_errors,
     check_rows,
     error_summary,
-    label_errors,
 )
 from tune.cluster_connect import ray_session
 from tune.labelling import label_dataset, run_label_tasks
@@ -172,7 +172,7 @@ def _check(out, fraction, seed, settings, workers, device, progress) -> pd.DataF
         run_label_tasks(str(out.resolve()), todo, journal, settings, workers, device,
                         progress=progress)  # fmt: skip
     found = journal.rows()
-    errors = label_errors(out, found[found["index"].isin(rows)] if len(rows) else _NO_ROWS)
+    errors = check_errors(out, found[found["index"].isin(rows)] if len(rows) else _NO_ROWS)
     atomic_write_parquet(errors, path)
     journal.clear()
     return errors
@@ -186,14 +186,15 @@ def _read_report(out: Path) -> dict:
 
 
 def _write_report(out, parts, seed, ensemble, spread, fraction, settings, stages) -> dict:
-    manifest = open_dataset(out).manifest
+    store = open_dataset(out)
+    manifest = store.manifest
     sources = manifest["label_source"].replace("", "unlabelled").value_counts().to_dict()
     errors = pd.read_parquet(out / CHECK) if (out / CHECK).exists() else None
     total = sum(stages[s]["wall_s"] for s in ("synthesize", "label") if s in stages)
     report = {
         "recipe": {
             "families": [{"family": f, "count": n} for f, n in parts],
-            "shape": list(open_dataset(out).shape),
+            "shape": list(store.shape),
             "seed": seed,
             "surrogate": ensemble.fingerprint,
             "fallback_spread": spread,
@@ -208,7 +209,7 @@ def _write_report(out, parts, seed, ensemble, spread, fraction, settings, stages
         "label_sources": {k: int(v) for k, v in sources.items()},
         "lbm_share": round(float((manifest["label_source"] == "lbm").mean()), 4),
         "check": error_summary(errors) if errors is not None else None,
-        "fingerprint": open_dataset(out).fingerprint,
+        "fingerprint": store.fingerprint,
     }
     atomic_write_json(out / REPORT, report)
     return report

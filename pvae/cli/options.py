@@ -79,6 +79,7 @@ def add_fields(group, cls, options) -> None:
     """
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for name, keywords in options:
+        keywords = dict(keywords)  # the caller's table stays as it is
         help_text = f"{keywords.pop('help')} (default {defaults[name]})"
         group.add_argument(f"--{name.replace('_', '-')}", default=None, help=help_text, **keywords)
 
@@ -106,7 +107,7 @@ def add_lbm(parser) -> None:
     from pvae.physics.lbm import LBMSettings
 
     group = parser.add_argument_group("Lattice Boltzmann permeability")
-    add_fields(group, LBMSettings, [(name, dict(kw)) for name, kw in LBM_OPTIONS])
+    add_fields(group, LBMSettings, LBM_OPTIONS)
     group.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
 
 

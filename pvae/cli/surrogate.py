@@ -26,7 +26,7 @@ def register(commands) -> None:
         help="labelled dataset (repeat for several of one image shape)",
     )
     train.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    add_fields(train, TrainSettings, [(name, dict(kw)) for name, kw in TRAIN_OPTIONS])
+    add_fields(train, TrainSettings, TRAIN_OPTIONS)
     channels = ",".join(map(str, SurrogateConfig().channels))
     train.add_argument("--channels", default=channels, help="CNN channels per stage")
     train.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")

@@ -7,6 +7,7 @@ their fingerprints and splits, validation metrics, the applicability domain
 (:mod:`pvae.surrogate.domain`) and the code version. It rebuilds the ensemble alone.
 """
 
+import functools
 import hashlib
 import io
 from dataclasses import dataclass
@@ -112,9 +113,10 @@ class SurrogateEnsemble:
         state = self.info.get("domain")
         return ApplicabilityDomain.from_dict(state) if state else None
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Content hash of config, normalisation and weights (``sha256:`` + 16 hex)."""
+        """Content hash of config, normalisation and weights (``sha256:`` + 16 hex);
+        computed once (the weights do not change), though labelling records it per row."""
         digest = hashlib.sha256(repr((self.config, self.normalizer)).encode())
         for state in self.states:
             for name in sorted(state):

@@ -123,7 +123,7 @@ def check_rows(root: str | Path, fraction: float, seed: int) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=count, replace=False))
 
 
-def label_errors(root: str | Path, lbm: pd.DataFrame) -> pd.DataFrame:
+def check_errors(root: str | Path, lbm: pd.DataFrame) -> pd.DataFrame:
     """Surrogate label against LBM, per checked sample and axis.
 
     Returns
