@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -m "not slow" -q
 
-test-slow: $(STAMP)
+# the slow tests also read MLflow runs back: they install the optional extra
+$(VENV)/.mlflow: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,mlflow]"
+	touch $@
+
+test-slow: $(VENV)/.mlflow
 	RAY_AUTH_MODE=disabled $(PY) -m pytest -m slow -q
 
 demo: $(STAMP)
@@ -55,8 +60,10 @@ default-surrogate: $(STAMP)
 	$(VENV)/bin/pvae surrogate train --dataset data/default --out data/default/surrogate.pt \
 		--members 3 --epochs 60 --channels 8,16,32 --overwrite
 
-constraints: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt
+# pins every package of the dev and mlflow extras, so either installs reproducibly
+constraints: $(VENV)/.mlflow
+	{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -98,6 +98,11 @@ def analyze(
             "## Leaderboard\n",
             _table(board[[c for c in LEADERBOARD_COLUMNS if c in board]].head(20)),
         ]
+        if study.dashboards:
+            lines += ["## Look at the study\n",
+                      "Every trial with its parameters, per-epoch values and state, in "
+                      "optuna-dashboard:\n"]  # fmt: skip
+            lines += [f"    {command}\n" for command in study.dashboards]
         if importances:
             frame = pd.DataFrame(
                 {"parameter": list(importances), "importance": list(importances.values())}

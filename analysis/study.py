@@ -38,6 +38,13 @@ class Study:
         return self.record["experiment"]["name"]
 
     @property
+    def dashboards(self) -> list[str]:
+        """The optuna-dashboard command of each results folder (none for older studies)."""
+        if "dashboards" in self.record:
+            return self.record["dashboards"]
+        return [self.record["optuna"]["dashboard"]] if "optuna" in self.record else []
+
+    @property
     def space(self) -> dict:
         """Searched parameters and their forms: ``{"model.latent_dim": {"choice": [..]}}``."""
         return self.record.get("search_space", {})
@@ -97,6 +104,7 @@ def load_studies(paths, allow_incomplete: bool = False) -> Study:
         raise PvaeError("no study results folder given")
     record = dict(studies[0].record)
     record["search_space"] = {k: v for s in studies for k, v in s.space.items()}
+    record["dashboards"] = [command for s in studies for command in s.dashboards]
     trials = pd.concat([s.trials for s in studies], ignore_index=True)
     history = pd.concat([s.history for s in studies], ignore_index=True)
     return Study(studies[0].root, record, trials, history)

@@ -182,6 +182,11 @@ def _gpu(d):
     )]  # fmt: skip
 
 
+def _render(d):
+    times = ", ".join(f"{r['way']} {r['seconds_per_view']:.2f} s" for r in d["results"])
+    return [("3D view of a 32^3 foam, headless (s per view)", times)]
+
+
 EXTRACTORS = {
     "lbm": _lbm,
     "data": _data,
@@ -194,6 +199,7 @@ EXTRACTORS = {
     "domain": _domain,
     "dataset_size": _dataset_size,
     "gpu": _gpu,
+    "render": _render,
 }
 
 

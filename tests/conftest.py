@@ -84,6 +84,21 @@ def tiny_critic(data) -> None:
 
 
 @pytest.fixture(scope="session")
+def labelled64(tmp_path_factory, ray_cluster):
+    """64 labelled overlapping-sphere samples at 16^3 (training split: 44 samples), labelled
+    by LBM as Ray tasks, with a tiny surrogate critic for the experiments that measure
+    fidelity while training."""
+    from pvae.physics.lbm import LBMSettings
+    from tune.labelling import label_dataset
+
+    out = tmp_path_factory.mktemp("tune-data") / "spheres64"
+    synthesize("spheres", 64, 16, seed=3, out=out, workers=1, progress=False)
+    label_dataset(out, LBMSettings(tol=1e-4, check_every=50), progress=False)
+    tiny_critic(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_labelled(tmp_path_factory):
     """48 LBM-labelled sphere packings at 16^3 (seed 11), with a tiny surrogate critic
     (:func:`tiny_critic`)."""

@@ -110,6 +110,7 @@ def test_analyze_writes_figures_and_report(study_dir, tmp_path, run_cli):
     assert json.loads((out / "choice.json").read_text())["trial_id"]
 
 
+@pytest.mark.slow  # about 30-40 s on 2 cores: make test-slow
 def test_notebooks_execute(study_dir, tmp_path):
     os.environ["PVAE_RESULTS"] = str(study_dir)
     try:

@@ -146,3 +146,87 @@ def test_props_permeability_and_kozeny_carman(run_cli, tmp_path):
     assert result["kozeny_carman"] > 0 and result["specific_surface"] > 0
     code, stdout, _ = run_cli("props", tmp_path / "s.npy", "--json", "--no-permeability")
     assert "permeability" not in json.loads(stdout)
+
+
+@pytest.mark.parametrize("fmt", ["vti", "tif", "npy"])
+def test_data_export_reads_back_equal(run_cli, tmp_path, spheres_dataset, fmt):
+    from pvae.data.imaging import read_image
+    from pvae.data.store import open_dataset
+
+    store = open_dataset(spheres_dataset)
+    out = tmp_path / "export"
+    code, stdout, _ = run_cli("data", "export", spheres_dataset, "--format", fmt, "--out", out)
+    assert code == 0 and f"wrote {len(store)} .{fmt} files" in stdout
+    ids = list(store.manifest["sample_id"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.{fmt}" for i in ids)
+    for index, sample_id in enumerate(ids):
+        np.testing.assert_array_equal(read_image(out / f"{sample_id}.{fmt}"), store.image(index))
+    code, _, err = run_cli("data", "export", spheres_dataset, "--format", fmt, "--out", out)
+    assert_one_line_error(code, err, "export", "--overwrite")
+
+
+def test_data_export_ids_labels_and_voxel_size(run_cli, tmp_path, spheres_dataset, rng):
+    from pvae.data.imaging.vti import read_vti_field_data
+    from pvae.data.store import open_dataset, write_dataset
+
+    images = rng.random((2, 4, 5, 6)) < 0.5
+    k = np.diag([1.0, 2.0, 3.0])
+    with write_dataset(tmp_path / "ds", 2, (4, 5, 6), {"command": "test"}) as writer:
+        writer.put(0, images[0], "a", source="import", family="imported", params={},
+                   voxel_size_m=3e-6, k=k, label_source="csv")  # fmt: skip
+        writer.put(1, images[1], "b", source="import", family="imported", params={})
+    out = tmp_path / "one"
+    code, _, err = run_cli("data", "export", tmp_path / "ds", "--ids", "a", "--out", out)
+    assert code == 0, err
+    assert [p.name for p in out.iterdir()] == ["a.vti"]
+    labels = read_vti_field_data(out / "a.vti")
+    assert labels["sample_id"] == "a" and labels["voxel_size_m"] == 3e-6
+    assert labels["porosity"] == pytest.approx(images[0].mean())
+    np.testing.assert_array_equal(labels["permeability"].reshape(3, 3), k)
+    from vtkmodules.vtkIOXML import vtkXMLImageDataReader
+
+    reader = vtkXMLImageDataReader()
+    reader.SetFileName(str(out / "a.vti"))
+    reader.Update()
+    assert reader.GetOutput().GetSpacing() == pytest.approx((3e-6,) * 3)
+    code, _, err = run_cli("data", "export", spheres_dataset, "--ids", "nope", "--out",
+                           tmp_path / "x")  # fmt: skip
+    assert_one_line_error(code, err, "unknown sample ID 'nope'")
+    assert not (tmp_path / "x").exists()
+    assert len(open_dataset(tmp_path / "ds")) == 2
+
+
+def test_props_flow_field_writes_velocities_of_the_same_solve(run_cli, tmp_path):
+    from pvae.data.imaging import read_vti
+    from pvae.data.imaging.vti import read_vti_field_data
+
+    image = np.zeros((6, 10, 8), dtype=bool)  # (z, y, x): a channel open along x and z
+    image[:, 2:7, :] = True
+    image[1:3, 8, 1:3] = True  # an isolated cavity: pore without flow
+    write_image(image, tmp_path / "s.npy")
+    out = tmp_path / "flow.vti"
+    argv = ["props", tmp_path / "s.npy", "--json", "--tol", "1e-5", "--check-every", "50",
+            "--flow-field", out]  # fmt: skip
+    code, stdout, err = run_cli(*argv)
+    assert code == 0, err
+    result = json.loads(stdout)
+    structure, fields = read_vti(out)
+    np.testing.assert_array_equal(structure, image)
+    assert set(fields) == {"velocity_x", "speed_x", "velocity_z", "speed_z"}  # y is blocked
+    for axis, column in (("x", 0), ("z", 2)):
+        velocity = fields[f"velocity_{axis}"]
+        assert velocity.shape == (3, *image.shape) and fields[f"speed_{axis}"].shape == image.shape
+        assert not velocity[:, ~image].any() and not velocity[:, 1:3, 8, 1:3].any()
+        # the reported K is the field's mean times nu / F (tau = 1, F = 1e-5): one solve
+        k = velocity[column].astype(float).mean() / 6 / 1e-5
+        assert result["permeability"][column][column] == pytest.approx(k, rel=1e-5)
+    labels = read_vti_field_data(out)
+    np.testing.assert_allclose(labels["permeability"].reshape(3, 3), result["permeability"])
+    assert labels["body_force"] == 1e-5
+    code, _, err = run_cli(*argv)
+    assert_one_line_error(code, err, "flow.vti", "--overwrite")
+    assert run_cli(*argv, "--overwrite")[0] == 0
+    code, _, err = run_cli("props", tmp_path / "s.npy", "--flow-field", tmp_path / "f.npy")
+    assert_one_line_error(code, err, "f.npy", ".vti")
+    code, stdout, _ = run_cli("props", out, "--no-permeability", "--json")  # reads .vti too
+    assert json.loads(stdout)["porosity"] == pytest.approx(image.mean())

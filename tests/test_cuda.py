@@ -41,6 +41,20 @@ def test_lbm_cuda_matches_cpu():
 
 @cuda
 @pytest.mark.cuda
+def test_flow_fields_cuda_match_cpu():
+    from pvae.physics.lbm import flow_fields
+
+    image = open_dataset(ROOT / "data" / "default").image(0)
+    settings = LBMSettings(tol=1e-5)
+    for cpu, gpu in zip(flow_fields(image, settings), flow_fields(image, settings, device="cuda"),
+                        strict=True):  # fmt: skip
+        scale = max(np.abs(cpu.velocity).max(), 1e-30)
+        assert np.allclose(gpu.velocity, cpu.velocity, rtol=0, atol=2e-3 * scale)
+        assert not gpu.velocity[:, ~image].any()
+
+
+@cuda
+@pytest.mark.cuda
 def test_surrogate_cuda_matches_cpu():
     images = open_dataset(ROOT / "data" / "default").images(range(8))
     path = ROOT / "data" / "default" / "surrogate.pt"

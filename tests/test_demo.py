@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+from test_optuna_storage import dashboard_trials
 
 from pvae.cli.demo import main
 
@@ -29,6 +30,9 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     assert (out / "models" / "production" / "critic.pt").is_file()  # the dataset's, exported
     study = json.loads((out / "study" / "study.json").read_text())
     assert study["status"] == "complete" and study["smoke"]
+    assert study["optuna"]["dashboard"] in printed  # the command that opens it
+    served = dashboard_trials(study["optuna"]["storage"])  # optuna-dashboard's own app
+    assert len(served) == study["summary"]["trials"]
     history = pd.read_parquet(out / "study" / "history.parquet")
     assert history["val_fidelity_success"].between(0, 1).all()  # the study measured fidelity
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())

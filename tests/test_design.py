@@ -130,6 +130,8 @@ def test_designs_are_verified_by_the_solver(trained_run, tmp_path, run_cli):
         assert row.verified_porosity == pytest.approx(image.mean(), abs=0)
         assert (out / row.file.replace(".npy", ".tif")).is_file()
         assert (out / row.file.replace(".npy", "_bmp")).is_dir()
+        vti = read_image(out / row.file.replace(".npy", ".vti"))  # for ParaView
+        assert np.array_equal(vti, image)
     best = read_image(out / table["file"].iloc[0])
     k = permeability(best, FAST_LBM).k  # porosity 0.55: a solid and a pore phase
     assert table["verified_k_xx"].iloc[0] == pytest.approx(k[0, 0], rel=1e-6, abs=1e-12)
@@ -172,8 +174,14 @@ def test_many_targets_success_rate(trained_run, tmp_path):
     assert stats["pool"].startswith("training split of")
 
 
-@pytest.mark.parametrize("layout", ["trained_run", "trained_spatial_run"])
-def test_interpolation_writes_verified_path(layout, request, tmp_path, run_cli):
+@pytest.mark.parametrize(
+    ("layout", "formats", "suffixes"),
+    [
+        ("trained_run", [], {".npy", ".tif", ".vti"}),  # the default
+        ("trained_spatial_run", ["--formats", "bmp"], {".npy", "_bmp"}),
+    ],
+)
+def test_interpolation_writes_verified_path(layout, formats, suffixes, request, tmp_path, run_cli):
     run, data = request.getfixturevalue(layout)
     store = open_dataset(data)
     a, b = store.manifest["sample_id"].iloc[[0, 5]]
@@ -196,18 +204,26 @@ def test_interpolation_writes_verified_path(layout, request, tmp_path, run_cli):
         "50",
         "--max-steps",
         "4000",
+        *formats,
     )
     assert code == 0, stderr
     table = pd.read_parquet(out / "path.parquet")
     assert list(table["t"]) == [0.0, 0.5, 1.0]
     for row in table.itertuples():
         assert row.verified_porosity == pytest.approx(read_image(out / row.file).mean(), abs=0)
-    assert (out / "interpolation.png").is_file() and (out / "step_01.tif").is_file()
+    assert (out / "interpolation.png").is_file()
+    step = {p.name.removeprefix("step_01") for p in out.iterdir() if p.name.startswith("step_01")}
+    assert step == suffixes
+    np.testing.assert_array_equal(read_image(out / f"step_01{sorted(suffixes)[-1]}"),
+                                  read_image(out / "step_01.npy"))  # fmt: skip
     code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", b, "--out", out)
     assert code == 2 and "--overwrite" in err  # a second run keeps the first's path
     code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", "nope", "--out",
                            tmp_path / "other")  # fmt: skip
     assert code == 2 and "unknown sample ID 'nope'" in err
+    code, _, err = run_cli("interpolate", "--model", run, "--from", a, "--to", b, "--out",
+                           tmp_path / "other", "--formats", "tif,png")  # fmt: skip
+    assert code == 2 and "--formats png: unknown" in err
 
 
 @pytest.mark.parametrize("layout", ["trained_run", "trained_spatial_run"])

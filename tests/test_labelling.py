@@ -74,6 +74,7 @@ def test_resume_keeps_journaled_batches(ray_cluster, small_dataset):
     assert store.permeability(0)[0, 0] < 1  # solved, the other run's entry ignored
 
 
+@pytest.mark.slow  # about 30-40 s on 2 cores: make test-slow
 def test_kill_then_resume_loses_nothing(ray_cluster, tmp_path):
     root = synthesize("foam", 8, 24, seed=1, out=tmp_path / "ds", workers=1, progress=False)
     command = [sys.executable, "-m", "pvae", "data", "label", str(root), "--workers", "1",

@@ -10,7 +10,13 @@ import pytest
 
 from pvae.core.errors import PvaeError
 from pvae.data.microstructures import family_options, synthesize_sample
-from pvae.physics.lbm import LBMSettings, permeability, permeability_batch
+from pvae.physics.lbm import (
+    LBMSettings,
+    flow_fields,
+    permeability,
+    permeability_batch,
+    permeability_with_flow,
+)
 
 EXACT = LBMSettings(dtype="float64", tol=1e-9, max_steps=100_000)
 
@@ -192,3 +198,82 @@ def test_conventions_units_and_json(random_sample):
     decoded = json.loads(json.dumps(superficial.to_dict()))
     assert decoded["convention"] == "superficial"
     np.testing.assert_allclose(decoded["k"], superficial.k)
+
+
+# --- velocity fields (pvae.physics.lbm.flow_field) -------------------------------------
+
+
+def test_flow_field_of_a_plane_channel_is_the_exact_parabola():
+    width, period = 8, 10
+    image = plane_channel(width, period)  # pore rows y = 1..8 of 10, flow along x and z
+    x_flow, y_flow, z_flow = flow_fields(image, EXACT)
+    nu = (EXACT.tau - 0.5) / 3
+    y = np.arange(width) + 0.5  # node distance from the wall at the voxel face
+    exact = EXACT.force / (2 * nu) * y * (width - y)
+    for flow, component in ((x_flow, 0), (z_flow, 2)):
+        assert flow.percolating and flow.converged and flow.steps > 0
+        profile = flow.velocity[component][:, 1 : 1 + width, :]  # (Z, w, X)
+        np.testing.assert_allclose(profile, np.broadcast_to(exact[None, :, None], profile.shape),
+                                   rtol=5e-3)  # fmt: skip
+        others = [c for c in range(3) if c != component]
+        assert np.abs(flow.velocity[others]).max() < 1e-9 * exact.max()
+        np.testing.assert_allclose(flow.magnitude[:, 1 : 1 + width], profile, rtol=1e-6)
+    assert y_flow.axis == 1 and not y_flow.percolating and y_flow.converged
+    assert y_flow.steps == 0 and not y_flow.velocity.any() and not y_flow.k_column.any()
+    for flow in (x_flow, y_flow, z_flow):
+        assert flow.velocity.shape == (3, *image.shape) and flow.velocity.dtype == np.float32
+        assert not flow.velocity[:, ~image].any()  # exactly zero on solid voxels
+
+
+def test_flow_field_mean_is_the_permeability_column(random_sample):
+    image = random_sample.copy()
+    image[5] = False  # z is blocked: a zero field
+    settings = LBMSettings(tol=1e-6)
+    result = permeability(image, settings)
+    fields = flow_fields(image, settings)
+    nu = (settings.tau - 0.5) / 3
+    for flow in fields:
+        mean = flow.velocity.astype(np.float64).mean(axis=(1, 2, 3))  # over ALL voxels
+        np.testing.assert_allclose(flow.k_column, result.k[:, flow.axis], rtol=1e-12)
+        np.testing.assert_allclose(mean * nu / settings.force, result.k[:, flow.axis],
+                                   rtol=1e-5, atol=1e-7 * result.k[0, 0])  # fmt: skip
+        assert flow.steps == result.steps[flow.axis]
+        assert flow.converged == result.converged[flow.axis]
+        assert not flow.velocity[:, ~image].any()
+    assert not fields[2].percolating and not fields[2].velocity.any()
+    # along its force the flow goes forward on average, and is zero where it cannot flow
+    assert fields[0].velocity[0].mean() > 0 and fields[1].velocity[1].mean() > 0
+
+
+def test_flow_field_is_zero_in_pores_without_flow_and_with_permeability_from_one_solve():
+    image = plane_channel(4, 12, length=6)
+    image[2:4, 8:10, 2:4] = True  # enclosed pore: no flow there
+    result, fields = permeability_with_flow(image, EXACT, voxel_size=1e-6)
+    np.testing.assert_array_equal(result.k, permeability(image, EXACT).k)
+    assert result.k_m2 is not None
+    for flow in fields:
+        assert not flow.velocity[:, 2:4, 8:10, 2:4].any()
+    assert fields[0].velocity[0, :, 1:5].min() > 0
+
+
+def test_flow_fields_of_numba_and_torch_agree():
+    image = overlapping_spheres(12, 0.65, 2.5, seed=3)
+    settings = {"dtype": "float64", "tol": 1e-7}
+    numba_fields = flow_fields(image, LBMSettings(backend="numba", **settings))
+    torch_fields = flow_fields(image, LBMSettings(backend="torch", **settings))
+    for a, b in zip(numba_fields, torch_fields, strict=True):
+        scale = np.abs(a.velocity).max()
+        assert scale > 0
+        np.testing.assert_allclose(b.velocity, a.velocity, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(b.k_column, a.k_column, rtol=1e-6, atol=1e-9 * scale)
+
+
+def test_flow_fields_for_some_axes_and_at_the_step_cap():
+    image = plane_channel(8, 10)
+    (z_flow,) = flow_fields(image, LBMSettings(check_every=50, max_steps=120), axes=(2,))
+    assert z_flow.axis == 2 and z_flow.name == "z" and not z_flow.converged
+    assert z_flow.steps == 120 and z_flow.velocity[2].mean() > 0
+    capped = permeability(image, LBMSettings(check_every=50, max_steps=120))
+    np.testing.assert_allclose(z_flow.k_column, capped.k[:, 2], rtol=1e-12)
+    with pytest.raises(PvaeError, match="axes"):
+        flow_fields(image, axes=(3,))

@@ -11,35 +11,25 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_critic
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_optuna_storage import assert_optuna_study_matches
 
 from pvae.core.atomic import read_parquet_metadata
 from pvae.core.errors import PvaeError
 from pvae.core.warnings import PvaeWarning
 from pvae.data.microstructures import synthesize
-from pvae.physics.lbm import LBMSettings
 from pvae.vae.train import read_checkpoint
-from tune.labelling import label_dataset
 from tune.study import prepare_study, run_study
 from tune.tune_vae import main as tune_vae
 
 ROOT = Path(__file__).parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
 TINY = {"latent_dim": 4, "base_channels": 4, "max_channels": 8, "regressor_hidden": [8]}
-
-
-@pytest.fixture(scope="session")
-def labelled64(tmp_path_factory, ray_cluster):
-    """64 labelled overlapping-sphere samples at 16^3 (training split: 44 samples), with a
-    tiny surrogate critic for the experiments that measure fidelity while training."""
-    out = tmp_path_factory.mktemp("tune-data") / "spheres64"
-    synthesize("spheres", 64, 16, seed=3, out=out, workers=1, progress=False)
-    label_dataset(out, LBMSettings(tol=1e-4, check_every=50), progress=False)
-    tiny_critic(out)
-    return out
 
 
 def experiment(tmp_path, tune, epochs=3, name="study"):
@@ -59,6 +49,21 @@ def results(out: Path):
     trials = pd.read_parquet(out / "trials.parquet")
     history = pd.read_parquet(out / "history.parquet")
     return trials, history, json.loads((out / "study.json").read_text())
+
+
+def assert_event_files_match(out: Path, trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    """Each trial's TensorBoard scalars are the numeric columns of ``history.parquet``,
+    named alike, one value per epoch (step = epoch), equal to float32 precision."""
+    for trial_id, trial_dir in zip(trials["trial_id"], trials["trial_dir"], strict=True):
+        rows = history[history["trial_id"] == trial_id].dropna(axis=1, how="all")
+        numeric = rows.select_dtypes("number")
+        events = EventAccumulator(str(out / "ray" / out.name / trial_dir))
+        events.Reload()
+        assert set(events.Tags()["scalars"]) == set(numeric.columns)
+        for name in numeric:
+            scalars = events.Scalars(name)
+            assert [s.step for s in scalars] == rows["epoch"].tolist()
+            np.testing.assert_allclose([s.value for s in scalars], numeric[name], rtol=1e-6)
 
 
 def test_asha_stops_trials_and_every_trial_is_written(tmp_path, labelled64):
@@ -115,6 +120,11 @@ def test_asha_stops_trials_and_every_trial_is_written(tmp_path, labelled64):
     assert resolved["dataset"] == str(labelled64.resolve()) and resolved["tune"]["max_t"] == 3
     best = saved["summary"]["best_trial"]
     assert read_checkpoint(best["best_checkpoint"])["epoch"] == best["best_epoch"]
+    # TensorBoard event files in each trial folder, named and stepped as history.parquet
+    assert_event_files_match(study.out, trials, history)
+    # the same trials in the results folder's Optuna storage, pruned ones as PRUNED
+    stored = assert_optuna_study_matches(study.out)
+    assert sum(t.state.name == "PRUNED" for t in stored.trials) == len(stopped)
 
 
 def test_a_diverging_trial_is_recorded_and_the_study_finishes(tmp_path, labelled64):
@@ -182,12 +192,13 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, labelled64):
     assert record["status"] == "complete" and os.path.exists(marker)
     assert int(Path(marker + ".resumed").read_text()) >= 1  # not restarted from scratch
     assert trials["status"].tolist() == ["completed"] and history["epoch"].tolist() == [1, 2, 3]
+    assert_event_files_match(study.out, trials, history)  # the retried trial's one curve
 
 
-def interrupt_driver(tmp_path, labelled64, ray_cluster, sig):
-    """Start a 6-trial study as a driver process joining the test cluster, and send it
-    ``sig`` once its first trial has finished, that is once the second of its one-at-a-time
-    trials has started; returns (experiment, out, driver)."""
+def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options):
+    """Start a 6-trial study (with more ``options``) as a driver process joining the test
+    cluster, and send it ``sig`` once its first trial has finished, that is once the second
+    of its one-at-a-time trials has started; returns (experiment, out, driver)."""
     path = experiment(
         tmp_path,
         {
@@ -200,6 +211,7 @@ def interrupt_driver(tmp_path, labelled64, ray_cluster, sig):
     out = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     argv = ["--experiment", path, "--dataset", labelled64, "--out", out, "--address", address]
+    argv += options
     driver = subprocess.Popen(
         [sys.executable, ROOT / "tune" / "tune_vae.py", *map(str, argv)],
         env={**os.environ, "RAY_AUTH_MODE": "disabled"},
@@ -228,6 +240,8 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     assert read_parquet_metadata(out / "trials.parquet")["status"] == "interrupted"
     finished = set(before.loc[before["status"] == "completed", "trial_id"])
     assert finished and saved["summary"]["completed"] < 6
+    waiting = assert_optuna_study_matches(out).trials  # unfinished trials are RUNNING
+    assert any(t.state.name == "RUNNING" for t in waiting)
 
     with pytest.raises(PvaeError, match="holds a study already"):
         run_study(prepare_study(path, labelled64, out))
@@ -238,6 +252,8 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     kept = history[history["trial_id"].isin(finished)].reset_index(drop=True)
     earlier = history_before[history_before["trial_id"].isin(finished)].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept[earlier.columns], earlier)  # not trained again
+    assert_event_files_match(out, trials, history)  # resumed trials continue their curves
+    assert len(assert_optuna_study_matches(out).trials) == 6  # resumed: none twice, none lost
 
 
 @pytest.mark.slow
@@ -246,10 +262,13 @@ def test_killed_driver_study_resumes(tmp_path, labelled64, ray_cluster):
     assert driver.returncode == -signal.SIGKILL
     assert json.loads((out / "study.json").read_text())["status"] == "running"
     assert not (out / "trials.parquet").exists()
+    live = optuna.load_study(study_name="study", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert "COMPLETE" in {t.state.name for t in live.trials}  # written while it ran
     record = run_study(prepare_study(path, labelled64, out), resume=True)
     trials, history, _ = results(out)
     assert record["status"] == "complete" and (trials["status"] == "completed").all()
     assert len(trials) == 6 and len(history) == 18
+    assert len(assert_optuna_study_matches(out).trials) == 6
 
 
 TWO_NODES = """
@@ -271,6 +290,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow  # about 30-40 s on 2 cores: make test-slow
 def test_trials_run_on_both_nodes_of_a_two_node_cluster(tmp_path, labelled64):
     path = experiment(
         tmp_path,

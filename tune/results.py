@@ -14,7 +14,10 @@ with :func:`pvae.vae.train.read_checkpoint`).
 ``trial_id``, ``node_id``, ``hostname``, ``node_ip``, ``training_iteration`` and
 ``time_total_s``.
 
-Both carry the study status in their Parquet metadata (key ``pvae``), and
+``optuna.db``: the same trials as an Optuna study (:mod:`tune.optuna_storage`), for
+optuna-dashboard.
+
+The Parquet files carry the study status in their Parquet metadata (key ``pvae``), and
 ``study.json`` says ``"status": "complete"`` only when every trial has finished: an
 interrupted study is never written as if complete.
 """
@@ -29,6 +32,7 @@ from ray.tune import ExperimentAnalysis
 from pvae.core.atomic import atomic_write_json, atomic_write_parquet
 from pvae.vae.config import experiment_from_dict
 from pvae.vae.train import STUDY_METRIC
+from tune.optuna_storage import write_optuna_study
 from tune.searcher import TIME_ATTR, reached_budget
 from tune.trainable import CHECKPOINT_FILE
 
@@ -76,6 +80,11 @@ def trial_outcome(metrics: dict, error, finished: bool, budget: int) -> tuple[st
     return "stopped_early", f"asha: below the rung cutoff at epoch {epoch}"
 
 
+def history_column(name: str) -> bool:
+    """Whether a (flattened) key of a reported result is a column of ``history.parquet``."""
+    return not name.startswith("config/") and name not in _RAY_BOOKKEEPING
+
+
 def history_frame(results) -> pd.DataFrame:
     """Per-epoch metrics of every trial (one row per trial and epoch)."""
     frames = []
@@ -83,8 +92,7 @@ def history_frame(results) -> pd.DataFrame:
         frame = result.metrics_dataframe
         if frame is None or frame.empty or TIME_ATTR not in frame:
             continue
-        keep = [c for c in frame.columns if not c.startswith("config/")]
-        frames.append(frame[[c for c in keep if c not in _RAY_BOOKKEEPING]])
+        frames.append(frame[[c for c in frame.columns if history_column(c)]])
     if not frames:
         return pd.DataFrame(columns=["trial_id", TIME_ATTR])
     history = pd.concat(frames, ignore_index=True)
@@ -230,12 +238,16 @@ def write_results(out: Path, results, base: dict, budget: int, record: dict, sta
     }
     atomic_write_parquet(trials, out / TRIALS_FILE, meta)
     atomic_write_parquet(history, out / HISTORY_FILE, meta)
+    optuna = write_optuna_study(
+        out, trials, history, record["search_space"], {**meta, "metric": STUDY_METRIC}
+    )
     study = {
         **record,
         "status": status,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "summary": summarize(trials),
-        "files": {"trials": TRIALS_FILE, "history": HISTORY_FILE},
+        "files": {"trials": TRIALS_FILE, "history": HISTORY_FILE, "optuna": optuna["file"]},
+        "optuna": optuna,
     }
     atomic_write_json(out / STUDY_FILE, study)
     return study

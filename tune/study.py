@@ -9,10 +9,12 @@
 Layout of ``study.out``: ``experiment.yaml`` (the resolved experiment), ``study.json``,
 ``trials.parquet``, ``history.parquet`` and, unless ``--storage`` names shared or
 cloud storage, ``ray/<name>/``: Ray's experiment folder (trial checkpoints, searcher
-state), from which ``--resume`` continues.
+state, TensorBoard event files), from which ``--resume`` continues; with ``--mlflow``
+and no URI, ``mlflow.db`` (see :mod:`tune.tracking`).
 """
 
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -29,6 +31,7 @@ from pvae.core.atomic import atomic_write_bytes, atomic_write_json
 from pvae.core.errors import PvaeError
 from pvae.core.progress import progress_bar
 from pvae.core.provenance import code_version, versions
+from pvae.core.tracking import tracking_uri
 from pvae.core.warnings import PvaeWarning
 from pvae.data.datasets import resolve_dataset
 from pvae.data.splits import make_splits
@@ -36,9 +39,11 @@ from pvae.data.store import open_dataset
 from pvae.vae.config import ExperimentConfig, load_experiment
 from pvae.vae.train import STUDY_METRIC
 from tune.cluster_connect import ray_session
+from tune.live_optuna import LiveOptunaStudy
 from tune.results import STUDY_FILE, TRIALS_FILE, write_results
 from tune.searcher import TIME_ATTR, make_search
 from tune.study_spec import StudySpec, parse_study, search_space, smoke
+from tune.tracking import tracking_callbacks, tracking_record
 from tune.trainable import train_trial
 
 CONFIG_FILE = "experiment.yaml"
@@ -59,6 +64,8 @@ class Study:
     storage : str
         Ray storage path (local folder, NFS path or ``s3://...``).
     smoke : bool
+    mlflow : str or None
+        MLflow tracking URI every trial is logged to; None: no MLflow.
     """
 
     config: ExperimentConfig
@@ -67,6 +74,7 @@ class Study:
     out: Path
     storage: str
     smoke: bool
+    mlflow: str | None = None
 
     @property
     def name(self) -> str:
@@ -89,6 +97,7 @@ def prepare_study(
     out: str | Path | None = None,
     smoke_mode: bool = False,
     storage: str | None = None,
+    mlflow: bool | str | None = None,
 ) -> Study:
     """Read and validate an experiment file and its dataset.
 
@@ -106,6 +115,9 @@ def prepare_study(
     storage : str, optional
         Ray storage for trial checkpoints: shared (NFS) path or ``s3://bucket/prefix``;
         required for multi-node studies. Default ``<out>/ray``.
+    mlflow : bool or str, optional
+        Log every trial to MLflow: True for ``sqlite:///<out>/mlflow.db``, or a
+        tracking URI (see :func:`pvae.core.tracking.tracking_uri`).
     """
     path = Path(experiment)
     config, spec = parse_study(load_experiment(path), str(path))
@@ -121,7 +133,8 @@ def prepare_study(
     config = dataclasses.replace(config, dataset=str(Path(store.root).resolve()))
     _warn_capped_sizes(config, spec, len(store))
     out = Path(out or Path("runs") / (config.name + ("-smoke" if smoke_mode else ""))).resolve()
-    return Study(config, spec, path, out, storage or str(out / "ray"), smoke_mode)
+    uri = tracking_uri(mlflow, out)
+    return Study(config, spec, path, out, storage or str(out / "ray"), smoke_mode, uri)
 
 
 def _warn_capped_sizes(config: ExperimentConfig, spec: StudySpec, count: int) -> None:
@@ -262,7 +275,16 @@ def build_tuner(
                 checkpoint_score_order="min",
             ),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            callbacks=[_TrialBar(spec.total_trials, progress)],
+            callbacks=[
+                _TrialBar(spec.total_trials, progress),
+                *tracking_callbacks(study.mlflow, study.config.name),
+                LiveOptunaStudy(
+                    study.out,
+                    spec.space,
+                    {"experiment": study.config.name, "status": "running"},
+                    spec.budget,
+                ),
+            ],
             verbose=0,
         ),
     )
@@ -294,6 +316,7 @@ def study_record(
             "driver_host": socket.gethostname(),
         },
         "ray_experiment": study.experiment_path,
+        "mlflow": tracking_record(study.mlflow, study.config.name),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -315,6 +338,18 @@ def _check_out(study: Study, resume: bool) -> None:
             f"{study.experiment_file}: differs from the study being resumed "
             f"({config_file}); resume with the same experiment and options"
         )
+    _check_tracking(study)
+
+
+def _check_tracking(study: Study) -> None:
+    """A resumed study logs where it started (Ray restores its loggers): same ``--mlflow``."""
+    record_file = study.out / STUDY_FILE
+    if not record_file.exists():
+        return
+    started = (json.loads(record_file.read_text()).get("mlflow") or {}).get("tracking_uri")
+    if started != study.mlflow:
+        option = f"--mlflow {started}" if started else "no --mlflow"
+        raise PvaeError(f"{record_file}: the study was started with {option}; resume with that")
 
 
 def _wait_for_gpus(min_gpus: int, timeout_s: float) -> None:

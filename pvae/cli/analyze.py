@@ -3,6 +3,8 @@
 import dataclasses
 from pathlib import Path
 
+from pvae.cli.options import add_mlflow
+
 
 def register(commands) -> None:
     """Add ``pvae analyze`` and ``pvae export``."""
@@ -18,6 +20,7 @@ def register(commands) -> None:
     export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. models/NAME")
     export.add_argument("--trial", help="trial ID (default: the production-model rule's choice)")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_mlflow(export, "the bundle (trial, configuration, metrics, files)")
     _add_rule(export)
     export.set_defaults(run=run_export)
 
@@ -71,7 +74,14 @@ def run_analyze(args) -> None:
 
 def run_export(args) -> None:
     from analysis import export_trial, load_study
+    from pvae.core.tracking import tracking_uri, ui_command
 
+    uri = tracking_uri(args.mlflow, args.results)  # is MLflow there? asked before any work
     study = load_study(args.results, args.allow_incomplete)
     out = export_trial(study, args.out, args.trial, _rule(args), args.overwrite)
     print(f"exported to {out}: bundle.json, weights.safetensors, model.torchscript.pt, README.md")
+    if uri:
+        from analysis.tracking import log_export
+
+        run = log_export(out, uri)
+        print(f"logged as MLflow run {run}: {ui_command(uri)}")

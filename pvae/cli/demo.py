@@ -109,6 +109,8 @@ def study_stage(demo: Demo) -> None:
     demo.record = run_study_stage(demo.experiment, demo.dataset, demo.out / "study", demo.smoke)
     study = demo.out / "study"
     print(f"results: {study / 'trials.parquet'}, {study / 'history.parquet'}")
+    if "optuna" in demo.record:  # a study reused from before pvae wrote optuna.db has none
+        print(f"open it in optuna-dashboard: {demo.record['optuna']['dashboard']}")
 
 
 def analysis_stage(demo: Demo) -> None:

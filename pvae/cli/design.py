@@ -27,6 +27,16 @@ SEARCH = (  # inverse-design options: (InverseSettings field, type, help)
 )
 
 
+def _add_formats(parser, default: str) -> None:
+    parser.add_argument(
+        "--formats",
+        default=default,
+        metavar="LIST",
+        help=f"files of each structure, comma-separated from npy, tif, bmp (slice folder), "
+        f"vti (ParaView); npy is always written (default: {default})",
+    )
+
+
 def _add_model(parser, dataset_help: str) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="checkpoint file, training run or bundle"
@@ -54,6 +64,7 @@ def register(commands) -> None:
     interp.add_argument("--method", choices=("slerp", "linear"), default="slerp")
     interp.add_argument("--out", type=Path, default=Path("interpolation"))
     interp.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    _add_formats(interp, "npy,tif,vti")
     add_lbm(interp)
     interp.set_defaults(run=run_interpolate)
 
@@ -93,6 +104,7 @@ def register(commands) -> None:
         "--overwrite", action="store_true", help="replace a non-empty --out folder"
     )
     inverse.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_formats(inverse, "npy,tif,bmp,vti")
     add_lbm(inverse)
     add_progress(inverse)
     inverse.set_defaults(run=run_inverse)
@@ -120,8 +132,10 @@ def run_latent(args) -> None:
 
 
 def run_interpolate(args) -> None:
+    from pvae.data.imaging import structure_formats
     from pvae.design.interpolation import interpolate
 
+    formats = structure_formats(args.formats)  # a clear error before the model loads
     loaded, store, device = _load(args)
     table = interpolate(
         loaded,
@@ -134,6 +148,7 @@ def run_interpolate(args) -> None:
         lbm_settings(args),
         device,
         args.overwrite,
+        formats,
     )
     print(f"{args.method} {args.start} -> {args.end}, {args.steps} steps, verified by LBM:")
     columns = [
@@ -144,7 +159,7 @@ def run_interpolate(args) -> None:
         "verified_log10_k_xx",
     ]
     print(table[[c for c in columns if c in table]].to_string(index=False, float_format="%.3f"))
-    print(f"volumes, path.parquet and interpolation.png in {args.out}")
+    print(f"volumes ({', '.join(formats)}), path.parquet and interpolation.png in {args.out}")
 
 
 def _verdict(row) -> str:
@@ -167,6 +182,7 @@ def run_inverse(args) -> int:
 
     from pvae.core.errors import PvaeError
     from pvae.core.warnings import PvaeWarning
+    from pvae.data.imaging import structure_formats
     from pvae.design.inverse import InverseSettings
     from pvae.design.inverse_report import run_inverse as run
     from pvae.design.pool import design_pool
@@ -175,6 +191,7 @@ def run_inverse(args) -> int:
 
     if bool(args.target) == bool(args.targets):
         raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv")
+    formats = structure_formats(args.formats)
     targets = (
         targets_from_csv(args.targets) if args.targets else [("target", parse_target(args.target))]
     )
@@ -196,7 +213,7 @@ def run_inverse(args) -> int:
         )
     summary = run(loaded, targets, args.out, pool, settings, lbm_settings(args), device,
                   args.allow_extrapolation, args.progress, critic, critic_file,
-                  args.overwrite)  # fmt: skip
+                  args.overwrite, formats)  # fmt: skip
     designed = summary[summary["status"] == "designed"]
     if args.json:
         print_json([nest_permeability(row) for row in summary.to_dict(orient="records")])

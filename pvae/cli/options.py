@@ -36,6 +36,18 @@ def add_progress(parser) -> None:
     )
 
 
+def add_mlflow(parser, what: str) -> None:
+    """``--mlflow [URI]``: also log ``what`` to MLflow (see :mod:`pvae.core.tracking`)."""
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const=True,
+        metavar="URI",
+        help=f"log {what} to MLflow at this tracking URI (alone: the results folder's "
+        "SQLite store mlflow.db); needs the mlflow extra",
+    )
+
+
 _COMPONENT = re.compile(r"^(?:(?P<prefix>.+)_)?k_(?P<i>[xyz])(?P<j>[xyz])$")
 
 

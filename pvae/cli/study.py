@@ -7,7 +7,7 @@ runs on a cluster's head node. Ray is imported only when the command runs.
 import sys
 from pathlib import Path
 
-from pvae.cli.options import add_progress
+from pvae.cli.options import add_mlflow, add_progress
 
 
 def register(commands) -> None:
@@ -44,6 +44,7 @@ def add_arguments(parser) -> None:
         default=0,
         help="wait (up to 15 min) for an autoscaling cluster to have this many GPUs",
     )
+    add_mlflow(parser, "every trial (parameters, metrics per epoch)")
     add_progress(parser)
 
 
@@ -51,7 +52,9 @@ def run(args) -> int:
     """Run the study; 0 when complete, 130 when interrupted (continue with --resume)."""
     from tune.study import prepare_study, run_study
 
-    study = prepare_study(args.experiment, args.dataset, args.out, args.smoke, args.storage)
+    study = prepare_study(
+        args.experiment, args.dataset, args.out, args.smoke, args.storage, args.mlflow
+    )
     record = run_study(study, args.resume, args.address, args.progress, args.min_gpus)
     print(describe(record, study.out))
     if record["status"] != "complete":
@@ -79,4 +82,7 @@ def describe(record: dict, out: Path) -> str:
             f"at epoch {best['best_epoch']} ({best['best_checkpoint']})"
         )
     lines += [f"{name}: {out / name}" for name in (*record["files"].values(), "study.json")]
+    lines.append(f"open it in optuna-dashboard: {record['optuna']['dashboard']}")
+    if record.get("mlflow"):
+        lines.append(f"its trials in MLflow: {record['mlflow']['ui']}")
     return "\n".join(lines)

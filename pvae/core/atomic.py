@@ -78,9 +78,13 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary name beside ``path``; fsync and rename it into place on success."""
-    temp = _temp_name(path)
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; fsync and rename it into place on success.
+
+    For files a library writes itself (an SQLite database, say): the library writes the
+    temporary name, and ``path`` appears only once that file is complete.
+    """
+    temp = _temp_name(Path(path))
     try:
         yield temp
         with open(temp, "rb+") as handle:
@@ -94,7 +98,7 @@ def _atomic_file(path: Path) -> Iterator[Path]:
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write a file under a temporary name, fsync it, then rename it into place."""
     path = Path(path)
-    with _atomic_file(path) as temp:
+    with atomic_file(path) as temp:
         temp.write_bytes(data)
     return path
 
@@ -144,7 +148,7 @@ def atomic_write_parquet(
         merged = dict(table.schema.metadata or {})
         merged[b"pvae"] = json.dumps(metadata, sort_keys=True).encode()
         table = table.replace_schema_metadata(merged)
-    with _atomic_file(path) as temp:
+    with atomic_file(path) as temp:
         pq.write_table(table, temp)
     return path
 

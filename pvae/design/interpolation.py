@@ -1,5 +1,6 @@
 """``pvae interpolate``: decode along a latent path and verify every step by physics."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -7,16 +8,19 @@ import pandas as pd
 
 from pvae.core.atomic import atomic_directory, check_out
 from pvae.core.errors import PvaeError
-from pvae.data.imaging import write_image
+from pvae.data.imaging import structure_formats, write_structure
 from pvae.data.store.reader import VoxelStore
 from pvae.design.latent import decode, lerp, slerp
 from pvae.physics.lbm import LBMSettings
 from pvae.vae.figures import interpolation_plot
 from pvae.vae.inference import infer
 from pvae.vae.loading import LoadedModel
+from pvae.vae.render import render_pore_spaces
 from pvae.vae.verification import verify_structures
 
 METHODS = {"slerp": slerp, "linear": lerp}
+INTERPOLATION_FORMATS = ("npy", "tif", "vti")
+"""Default formats of each step's structure (:func:`pvae.data.imaging.write_structure`)."""
 
 
 def interpolate(
@@ -30,6 +34,7 @@ def interpolate(
     settings: LBMSettings | None = None,
     device: str = "cpu",
     overwrite: bool = False,
+    formats: str | Sequence[str] = INTERPOLATION_FORMATS,
 ) -> pd.DataFrame:
     """Interpolate between two samples' latent means and verify each decoded step.
 
@@ -45,13 +50,16 @@ def interpolate(
     method : str
         ``slerp`` or ``linear``.
     out : str or Path, optional
-        Directory for ``step_XX.npy`` / ``step_XX.tif`` volumes, ``path.parquet`` and
-        ``interpolation.png`` (written atomically).
+        Directory for the step volumes (``step_XX.npy`` and the other ``formats``),
+        ``path.parquet`` and ``interpolation.png`` (written atomically).
     settings : LBMSettings, optional
         Solver settings of the verification.
     device : str
     overwrite : bool
         Replace an existing non-empty ``out``.
+    formats : str or sequence of str
+        Files of each step, from ``npy``, ``tif``, ``bmp``, ``vti`` (or one
+        comma-separated string); ``npy`` is always written (``path.parquet`` refers to it).
 
     Returns
     -------
@@ -59,6 +67,7 @@ def interpolate(
         One row per step: ``step``, ``t``, ``predicted_<target>`` (regressor at z),
         verified porosity and permeability (:func:`verify_structures`), ``file``.
     """
+    formats = structure_formats(formats)
     if out is not None:
         check_out(out, overwrite)
     if method not in METHODS:
@@ -80,10 +89,13 @@ def interpolate(
     if out is not None:
         with atomic_directory(out, overwrite=overwrite) as tmp:
             for i, image in enumerate(images):
-                write_image(image, tmp / f"step_{i:02d}.npy")
-                write_image(image, tmp / f"step_{i:02d}.tif")
+                write_structure(image, tmp, f"step_{i:02d}", formats)
             table.to_parquet(tmp / "path.parquet", index=False)
             interpolation_plot(
-                images, table, f"{method}: {start_id} -> {end_id}", tmp / "interpolation.png"
+                images,
+                render_pore_spaces(images),
+                table,
+                f"{method}: {start_id} -> {end_id}",
+                tmp / "interpolation.png",
             )
     return table

@@ -3,38 +3,71 @@
 Per target (``DIR`` or ``DIR/<id>/`` for many): ``designs.parquet`` (one row per
 candidate: predicted, critic and verified properties, errors, novelty, file),
 ``designs.json``, ``designs.png``, and each candidate as ``candidate_XX.npy`` (True =
-pore), ``candidate_XX.tif`` and ``candidate_XX_bmp/`` (the research code's slice
-format). Always ``summary.parquet`` / ``summary.json``: per target the best design's
-verdict and novelty beside the lookup baseline's verdict (the nearest pool sample,
+pore) plus, by default, ``candidate_XX.tif``, ``candidate_XX_bmp/`` (the research code's
+slice format) and ``candidate_XX.vti`` (VTK ImageData for ParaView); ``formats`` chooses.
+Always ``summary.parquet`` / ``summary.json``: per target the best design's verdict
+and novelty beside the lookup baseline's verdict (the nearest pool sample,
 :func:`pvae.design.pool.lookup`), so a user sees at once whether design beat lookup.
 """
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from pvae.core.atomic import atomic_directory, atomic_write_json
 from pvae.core.progress import progress_bar
-from pvae.data.imaging import write_bmp_stack, write_image
+from pvae.data.imaging import structure_formats, write_structure
 from pvae.design.inverse import InverseSettings, design
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, lookup
-from pvae.design.targets import coverage_problems
-from pvae.physics.lbm import LBMSettings
+from pvae.design.targets import K_TARGETS, coverage_problems
+from pvae.physics.lbm import LBMSettings, flow_fields
 from pvae.surrogate import SurrogateEnsemble
 from pvae.vae.figures import designs_plot
 from pvae.vae.loading import LoadedModel
+from pvae.vae.render import render_pore_spaces
+
+INVERSE_FORMATS = ("npy", "tif", "bmp", "vti")
+"""Default formats of each designed structure (:func:`pvae.data.imaging.write_structure`)."""
+SHOWN = 3
+"""Designs drawn in ``designs.png`` (each costs one LBM flow solve)."""
 
 
-def _write_designs(folder: Path, table: pd.DataFrame, images, target: dict, baseline) -> None:
+def design_figure(images, table, target: dict, path: Path, lbm=None, device="cpu") -> Path:
+    """``designs.png``: the best designs in 3D, their middle slices and their LBM flow.
+
+    Parameters
+    ----------
+    images : sequence of np.ndarray of bool, shape (D, H, W)
+        Designs, best first (``True`` = pore); the first :data:`SHOWN` are drawn.
+    table : pd.DataFrame
+        Their rows of ``designs.parquet``, same order.
+    target : dict
+        Property -> target value; the flow is driven along the axis of the largest
+        permeability the target asks for (x when it asks for none).
+    lbm : LBMSettings, optional
+        Settings of the flow solve (one forcing direction per design shown).
+    device : str
+    """
+    shown = list(images[:SHOWN])
+    asked = [prop for prop in K_TARGETS if prop in target]
+    axis = K_TARGETS.index(max(asked, key=target.get)) if asked else 0
+    flows = []
+    for image in shown:
+        (field,) = flow_fields(image, lbm or LBMSettings(), axes=(axis,), device=device)
+        flows.append((field.magnitude, axis) if field.percolating else None)
+    views = render_pore_spaces(shown)
+    return designs_plot(shown, views, flows, table.head(SHOWN), target, path)
+
+
+def _write_designs(
+    folder: Path, table: pd.DataFrame, images, target: dict, baseline, formats, lbm, device
+) -> None:
     files = []
     for rank, image in enumerate(images, start=1):
-        stem = f"candidate_{rank:02d}"
-        write_image(image, folder / f"{stem}.npy")
-        write_image(image, folder / f"{stem}.tif")
-        write_bmp_stack(image, folder / f"{stem}_bmp")
-        files.append(f"{stem}.npy")
+        files.append(write_structure(image, folder, f"candidate_{rank:02d}", formats).name)
     table["file"] = files
     table.to_parquet(folder / "designs.parquet", index=False)
     atomic_write_json(
@@ -47,7 +80,7 @@ def _write_designs(folder: Path, table: pd.DataFrame, images, target: dict, base
             "baseline": baseline,
         },
     )
-    designs_plot(images, table, target, folder / "designs.png")
+    design_figure(images, table, target, folder / "designs.png", lbm, device)
 
 
 def _summary_json(summary: pd.DataFrame, pool: DesignPool | None, critic_file) -> dict:
@@ -82,6 +115,7 @@ def run_inverse(
     critic: SurrogateEnsemble | None = None,
     critic_file: str | Path | None = None,
     overwrite: bool = False,
+    formats: str | Sequence[str] = INVERSE_FORMATS,
 ) -> pd.DataFrame:
     """Design every target, verify, and write the results under ``out`` (atomically).
 
@@ -97,6 +131,9 @@ def run_inverse(
         The physics critic (:func:`pvae.vae.critic.find_critic`), recorded as ``critic_file``.
     overwrite : bool
         Replace a non-empty ``out``.
+    formats : str or sequence of str
+        Files of each candidate, from ``npy``, ``tif``, ``bmp``, ``vti`` (or one
+        comma-separated string); ``npy`` is always written (``designs.parquet`` refers to it).
 
     Returns
     -------
@@ -107,6 +144,7 @@ def run_inverse(
         ``baseline_score``, ``baseline_success``, ``note``.
     """
     settings = settings or InverseSettings()
+    formats = structure_formats(formats)
     index = NoveltyIndex(pool.images(), device) if pool is not None else None
     rows = []
     single = len(targets) == 1
@@ -133,7 +171,7 @@ def run_inverse(
                 continue
             folder = tmp if single else tmp / target_id
             folder.mkdir(exist_ok=True)
-            _write_designs(folder, table, images, target, baseline)
+            _write_designs(folder, table, images, target, baseline, formats, lbm, device)
             best = table.iloc[0]
             row |= {
                 "status": "designed",

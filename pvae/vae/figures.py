@@ -66,32 +66,89 @@ def bar_plot(values: np.ndarray, xlabel: str, ylabel: str, path: Path) -> Path:
     return save(fig, path)
 
 
-def interpolation_plot(images: np.ndarray, table, title: str, path: Path) -> Path:
-    """Middle slices along a latent path above predicted vs. verified property curves.
+AXES = "xyz"  # tensor order; array axes are (z, y, x)
+VIEW_KEY = (
+    "3D: the surface of the pore space, blue seen from the pore, tan seen from the solid; "
+    "slices: white = pore"
+)
+
+
+def _blank(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def middle_slices(image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The three orthogonal middle slices of a (Z, Y, X) image, named by their normal."""
+    depth, height, width = image.shape
+    return [
+        ("z", image[depth // 2]),  # rows y, columns x
+        ("y", image[:, height // 2]),  # rows z, columns x
+        ("x", image[:, :, width // 2]),  # rows z, columns y
+    ]
+
+
+def _structure_panels(fig, cell, view: np.ndarray, image: np.ndarray, title: str) -> None:
+    """A 3D view above the three middle slices, in one grid cell of ``fig``."""
+    grid = cell.subgridspec(2, 3, height_ratios=[3, 1], hspace=0.05, wspace=0.05)
+    ax = fig.add_subplot(grid[0, :])
+    ax.imshow(view)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=7)
+    for j, (normal, plane) in enumerate(middle_slices(image)):
+        ax = fig.add_subplot(grid[1, j])
+        ax.imshow(plane, cmap="gray", vmin=0, vmax=1, origin="lower")
+        _blank(ax)
+        ax.set_xlabel(f"{normal} mid", fontsize=6, labelpad=1)
+
+
+def flow_slice(ax, speed: np.ndarray, image: np.ndarray, axis: int, fig) -> None:
+    """LBM velocity magnitude on the middle cross-section normal to the flow, solid grey.
+
+    Parameters
+    ----------
+    speed : np.ndarray, shape (Z, Y, X)
+        Velocity magnitude, lattice units.
+    image : np.ndarray of bool, shape (Z, Y, X)
+        ``True`` = pore.
+    axis : int
+        Forcing direction, 0, 1, 2 = x, y, z.
+    """
+    normal = AXES[axis]
+    (plane,) = [s for name, s in middle_slices(speed) if name == normal]
+    (pore,) = [s for name, s in middle_slices(image) if name == normal]
+    shown = np.ma.masked_where(~pore, plane)
+    cmap = plt.get_cmap("magma").with_extremes(bad="0.75")
+    mapped = ax.imshow(shown, cmap=cmap, origin="lower", vmin=0)
+    _blank(ax)
+    ax.set_title(f"LBM |u|, flow along {normal} (mid {normal}-slice)", fontsize=7)
+    fig.colorbar(mapped, ax=ax, shrink=0.8).ax.tick_params(labelsize=6)
+
+
+def interpolation_plot(images: np.ndarray, views: list, table, title: str, path: Path) -> Path:
+    """3D views and middle slices along a latent path, above predicted vs. verified curves.
 
     Parameters
     ----------
     images : np.ndarray of bool, shape (S, D, H, W)
+    views : list of np.ndarray of uint8, shape (h, w, 3)
+        3D views of the pore space (:func:`pvae.vae.render.render_pore_spaces`).
     table : pd.DataFrame
         :func:`pvae.design.interpolation.interpolate` output (``t``, ``predicted_*``,
         ``verified_*``).
     """
     steps = len(images)
-    fig = plt.figure(figsize=(max(8, 1.4 * steps), 6.5))
-    grid = fig.add_gridspec(2, steps, height_ratios=[1, 1.6])
-    for i, image in enumerate(images):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(image[image.shape[0] // 2], cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"t={table['t'].iloc[i]:.2f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    fig = plt.figure(figsize=(max(8, 1.9 * steps), 7.5))
+    grid = fig.add_gridspec(2, steps, height_ratios=[1.3, 1.6], wspace=0.3)
+    for i, (image, view) in enumerate(zip(images, views, strict=True)):
+        _structure_panels(fig, grid[0, i], view, image, f"t={table['t'].iloc[i]:.2f}")
     ax = fig.add_subplot(grid[1, : steps // 2 or 1])
     ax.plot(table["t"], table["predicted_porosity"], "o--", label="predicted")
     ax.plot(table["t"], table["verified_porosity"], "s-", label="verified (exact)")
     ax.set(xlabel="t", ylabel="porosity")
     ax.legend(fontsize=8)
     ax = fig.add_subplot(grid[1, steps // 2 or 1 :])
-    for axis in "xyz":
+    for axis in AXES:
         name = f"log10_k_{axis}{axis}"
         if f"predicted_{name}" in table:
             line = ax.plot(table["t"], table[f"predicted_{name}"], "o--", label=f"predicted {name}")
@@ -104,19 +161,33 @@ def interpolation_plot(images: np.ndarray, table, title: str, path: Path) -> Pat
             )
     ax.set(xlabel="t", ylabel="log10 K (lattice units)")
     ax.legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\n{VIEW_KEY}", fontsize=9)
     return save(fig, path)
 
 
-def designs_plot(images: np.ndarray, table, target: dict, path: Path, show: int = 4) -> Path:
-    """Middle slices of the best candidates with target, predicted and verified values."""
-    n = min(show, len(images))
-    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 3.6), squeeze=False)
+def designs_plot(images, views: list, flows: list, table, target: dict, path: Path) -> Path:
+    """Each design as a 3D view, its three middle slices and its LBM flow on a slice.
+
+    Parameters
+    ----------
+    images : sequence of np.ndarray of bool, shape (D, H, W)
+        The designs to show, best first.
+    views : list of np.ndarray of uint8, shape (h, w, 3)
+        Their 3D views (:func:`pvae.vae.render.render_pore_spaces`).
+    flows : list of (np.ndarray, int) or None
+        Per design: velocity magnitude (D, H, W), lattice units, and the forcing axis
+        (0, 1, 2 = x, y, z); None where the design carries no flow.
+    table : pd.DataFrame
+        The designs' rows (``rank``, ``success``, ``novelty``, ``predicted_*``,
+        ``verified_*``), in the order of ``images``.
+    target : dict
+        Property -> target value.
+    """
+    n = len(images)
+    fig = plt.figure(figsize=(3.3 * n, 7.4))
+    grid = fig.add_gridspec(2, n, height_ratios=[1.45, 1.0], hspace=0.25)
     for j in range(n):
         row = table.iloc[j]
-        axes[0, j].imshow(images[j][images.shape[1] // 2], cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_xticks([])
-        axes[0, j].set_yticks([])
         lines = [
             f"rank {row['rank']} ({'ok' if row['success'] else 'miss'}), "
             f"novelty {row['novelty']:.2f}"
@@ -125,9 +196,19 @@ def designs_plot(images: np.ndarray, table, target: dict, path: Path, show: int 
             lines.append(
                 f"{prop}: pred {row[f'predicted_{prop}']:.3g} / LBM {row[f'verified_{prop}']:.3g}"
             )
-        axes[0, j].set_title("\n".join(lines), fontsize=7)
-    wanted = ", ".join(f"{k}={v:g}" for k, v in target.items())
-    fig.suptitle(f"target {wanted} (middle z-slice, white = pore)", fontsize=9)
+        _structure_panels(fig, grid[0, j], views[j], images[j], "\n".join(lines))
+        ax = fig.add_subplot(grid[1, j])
+        if flows[j] is None:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no percolating path:\nno flow", ha="center", va="center")
+        else:
+            flow_slice(ax, flows[j][0], images[j], flows[j][1], fig)
+    wanted = ", ".join(f"{k}={v:.3g}" for k, v in target.items())
+    fig.suptitle(
+        f"target {wanted}\n{VIEW_KEY}; flow: grey = solid, black = pore without flow",
+        fontsize=9,
+        y=1.0 + 0.02 * len(target),
+    )
     return save(fig, path)
 
 

@@ -6,7 +6,9 @@ Supported layouts, each holding one sample:
   last number in the file name, slice k becoming z = k; 1-bit, 8-bit grey/palette and
   24-bit RGB slices (RGB is converted to grey by luminance);
 * a multi-page TIFF (``.tif`` / ``.tiff``), pages along z;
-* a NumPy ``.npy`` array of shape (Z, Y, X).
+* a NumPy ``.npy`` array of shape (Z, Y, X);
+* a VTK ImageData ``.vti`` file (:mod:`pvae.data.imaging.vti`): its ``pore`` cell array,
+  or the first scalar cell (else point) array of a file from another program.
 
 The sample ID is the folder name or the file name without its extension.
 """
@@ -21,9 +23,10 @@ from PIL import Image, UnidentifiedImageError
 
 from pvae.core.errors import PvaeError
 from pvae.data.imaging.binarize import Binarization, binarize
+from pvae.data.imaging.vti import read_vti_grey
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-VOLUME_SUFFIXES = (".npy", *TIFF_SUFFIXES)
+VOLUME_SUFFIXES = (".npy", *TIFF_SUFFIXES, ".vti")
 _NUMBER = re.compile(r"(\d+)")
 
 
@@ -107,7 +110,7 @@ def read_grey(path: str | Path) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        A BMP slice folder, a ``.tif``/``.tiff`` file or a ``.npy`` file.
+        A BMP slice folder, a ``.tif``/``.tiff``, ``.npy`` or ``.vti`` file.
 
     Returns
     -------
@@ -123,9 +126,12 @@ def read_grey(path: str | Path) -> np.ndarray:
         volume = _read_tiff(path)
     elif path.suffix.lower() == ".npy":
         volume = _read_npy(path)
+    elif path.suffix.lower() == ".vti":
+        volume = read_vti_grey(path)
     else:
         raise PvaeError(
-            f"{path}: unsupported image type (expected a BMP slice folder, .tif/.tiff or .npy)"
+            f"{path}: unsupported image type (expected a BMP slice folder, .tif/.tiff, .npy "
+            "or .vti)"
         )
     if volume.ndim != 3 or min(volume.shape) == 0:
         raise PvaeError(f"{path}: expected a 3D volume (Z, Y, X), got shape {volume.shape}")
@@ -140,7 +146,7 @@ def read_image(path: str | Path, rule: Binarization | None = None) -> np.ndarray
     Parameters
     ----------
     path : str or Path
-        A BMP slice folder, a ``.tif``/``.tiff`` file or a ``.npy`` file.
+        A BMP slice folder, a ``.tif``/``.tiff``, ``.npy`` or ``.vti`` file.
     rule : Binarization
         How grey values become pore; see :mod:`pvae.data.imaging.binarize`.
 

@@ -37,12 +37,12 @@ def discover_samples(images: str | Path) -> list[Path]:
         elif entry.suffix.lower() not in SIDE_FILES:
             raise PvaeError(
                 f"{entry}: unsupported file in the image directory "
-                "(expected sample folders of .bmp slices, .tif/.tiff or .npy files)"
+                "(expected sample folders of .bmp slices, .tif/.tiff, .npy or .vti files)"
             )
     if not samples:
         raise PvaeError(
-            f"{images}: no samples found (expected sub-folders of .bmp slices, .tif/.tiff "
-            "or .npy files)"
+            f"{images}: no samples found (expected sub-folders of .bmp slices, .tif/.tiff, "
+            ".npy or .vti files)"
         )
     return sorted(samples, key=natural_key)
 

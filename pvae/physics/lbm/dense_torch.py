@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pvae.physics.lbm.collision import collide
-from pvae.physics.lbm.lattice import Q
+from pvae.physics.lbm.lattice import VELOCITIES, Q
 from pvae.physics.lbm.streaming import pull_stream
 
 
@@ -79,3 +79,25 @@ class DenseTorchLattices:
     def population_sums(self) -> np.ndarray:
         """(L, Q) float64: sum over each lattice's nodes of the stored populations."""
         return self.f.sum(dim=(2, 3, 4), dtype=torch.float64).cpu().numpy()
+
+    def velocities(self, lattices: np.ndarray) -> np.ndarray:
+        """Velocity fields of some lattices, lattice units (rho_0 = 1, Guo forcing).
+
+        Parameters
+        ----------
+        lattices : np.ndarray of int, shape (M,)
+            Lattice indices.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (M, 3, Z, Y, X)
+            ``u = sum_q f_q c_q - F / 2`` of the stored (post-collision) populations at
+            each fluid node, components (x, y, z); zero on other nodes.
+        """
+        c = torch.as_tensor(VELOCITIES, dtype=torch.float64, device=self.f.device)  # (Q, 3)
+        out = np.zeros((len(lattices), 3, *self.f.shape[2:]), dtype=np.float32)
+        for i, lattice in enumerate(lattices):
+            momentum = torch.einsum("qzyx,qc->czyx", self.f[lattice].double(), c)
+            u = momentum - 0.5 * self.force[lattice].double()[:, None, None, None]
+            out[i] = torch.where(self.fluid[lattice], u, 0.0).float().cpu().numpy()
+        return out

@@ -20,6 +20,9 @@ independent lattices of ONE simulation. A lattice is converged when the relative
 its mean flux along the force, between two checks ``check_every`` steps apart, is below
 ``tol``; its result is taken at that moment, so a batch reproduces one-by-one runs.
 
+The velocity fields of the same run (taken at the check that gives each column) are
+:func:`pvae.physics.lbm.flow_field.flow_fields`.
+
 Backends: on CPU a sparse numba kernel (:mod:`~pvae.physics.lbm.sparse_cpu`), elsewhere
 dense torch tensors (:mod:`~pvae.physics.lbm.dense_torch`), compiled with ``torch.compile``
 on CUDA. ``backend="torch"`` runs the dense path on CPU too.
@@ -211,24 +214,63 @@ def permeability_batch(
     list of PermeabilityResult
         One per image, equal to :func:`permeability` of that image alone.
     """
+    return solve_batch(images, settings, voxel_size=voxel_size, device=device)[0]
+
+
+def solve_batch(
+    images: np.ndarray,
+    settings: LBMSettings,
+    *,
+    voxel_size: float | None = None,
+    device: str | torch.device = "cpu",
+    axes: tuple[int, ...] = (0, 1, 2),
+    velocity: bool = False,
+) -> tuple[list[PermeabilityResult], np.ndarray | None]:
+    """:func:`permeability_batch`, optionally for some forcing axes only and with the
+    velocity fields of the solve (what :mod:`~pvae.physics.lbm.flow_field` builds on).
+
+    Parameters
+    ----------
+    images, settings, voxel_size, device
+        As in :func:`permeability_batch`.
+    axes : tuple of int
+        Forcing directions to solve (0, 1, 2 = x, y, z); the columns of the others stay
+        0 with ``converged`` False and ``steps`` 0.
+    velocity : bool
+        Also return the steady velocity fields.
+
+    Returns
+    -------
+    results : list of PermeabilityResult
+        One per image.
+    velocity : np.ndarray of float32, shape (B, 3, 3, Z, Y, X), or None
+        ``velocity[b, j]`` is the field of image b forced along j: components (x, y, z),
+        lattice units, taken when that direction converged (or at the step cap); zero on
+        solid voxels, on pores that carry no flow along j, and for directions not solved
+        or not percolating. None unless ``velocity``.
+    """
     images = _check_images(images)
     device = torch.device(device)
     paths = np.stack([flow_paths(image) for image in images])  # (B, 3, Z, Y, X)
     percolating = paths.any(axis=(2, 3, 4))  # (B, 3)
-    lattices = np.argwhere(percolating)  # (L, 2): sample, direction
+    wanted = np.isin(np.arange(3), axes)
+    lattices = np.argwhere(percolating & wanted)  # (L, 2): sample, direction
     k = np.zeros((len(images), 3, 3))
-    converged = ~percolating
+    converged = ~percolating & wanted
     steps = np.zeros((len(images), 3), dtype=np.int64)
+    fields = np.zeros((len(images), 3, 3, *images.shape[1:]), np.float32) if velocity else None
     if len(lattices):
         sample, direction = lattices[:, 0], lattices[:, 1]
-        columns, ok, done = _solve(paths[sample, direction], direction, settings, device)
-        k[sample, :, direction] = columns
-        converged[sample, direction] = ok
-        steps[sample, direction] = done
+        solution = _solve(paths[sample, direction], direction, settings, device, velocity)
+        k[sample, :, direction] = solution.columns
+        converged[sample, direction] = solution.converged
+        steps[sample, direction] = solution.steps
+        if velocity:
+            fields[sample, direction] = solution.velocity
     porosities = images.mean(axis=(1, 2, 3))
     if settings.convention == "pore":
         k /= porosities[:, None, None]
-    return [
+    results = [
         PermeabilityResult(
             k=k[b],
             converged=converged[b],
@@ -240,6 +282,7 @@ def permeability_batch(
         )  # fmt: skip
         for b in range(len(images))
     ]
+    return results, fields
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:
@@ -256,28 +299,30 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _solve(
-    fluid: np.ndarray, direction: np.ndarray, settings: LBMSettings, device: torch.device
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run L lattices to convergence.
+@dataclass
+class _Solution:
+    """What :func:`_solve` returns for L lattices.
 
-    Parameters
+    Attributes
     ----------
-    fluid : np.ndarray of bool, shape (L, Z, Y, X)
-        Flow-carrying pore space of each lattice.
-    direction : np.ndarray of int, shape (L,)
-        Forcing direction of each lattice (0, 1, 2 = x, y, z).
-
-    Returns
-    -------
     columns : np.ndarray, shape (L, 3)
         Superficial permeability column of each lattice, lattice units.
     converged : np.ndarray of bool, shape (L,)
     steps : np.ndarray of int, shape (L,)
+    velocity : np.ndarray of float32, shape (L, 3, Z, Y, X), or None
+        Velocity (x, y, z) of each lattice at the check its column was taken, lattice
+        units, zero on non-fluid nodes; None unless asked for.
     """
-    n_lattices = len(fluid)
-    force = np.zeros((n_lattices, 3))
-    force[np.arange(n_lattices), direction] = settings.force
+
+    columns: np.ndarray
+    converged: np.ndarray
+    steps: np.ndarray
+    velocity: np.ndarray | None
+
+
+def _lattices(fluid: np.ndarray, force: np.ndarray, settings: LBMSettings, device: torch.device):
+    """The backend state of L lattices (:class:`SparseCpuLattices` or
+    :class:`DenseTorchLattices`) for these settings and device."""
     omega_plus, omega_minus = relaxation_rates(settings.collision, settings.tau, settings.magic)
     np_dtype, torch_dtype = _DTYPES[settings.dtype]
     backend = settings.backend
@@ -286,18 +331,48 @@ def _solve(
     if backend == "numba":
         if device.type != "cpu":
             raise PvaeError(f"the numba backend runs on the CPU only, not on {device}")
-        state = SparseCpuLattices(fluid, force, omega_plus, omega_minus, np.dtype(np_dtype))
-    else:
-        compile_step = device.type == "cuda" if settings.compile is None else settings.compile
-        state = DenseTorchLattices(
-            fluid, force, omega_plus, omega_minus, torch_dtype, device, compile_step
-        )
+        return SparseCpuLattices(fluid, force, omega_plus, omega_minus, np.dtype(np_dtype))
+    compile_step = device.type == "cuda" if settings.compile is None else settings.compile
+    return DenseTorchLattices(
+        fluid, force, omega_plus, omega_minus, torch_dtype, device, compile_step
+    )
+
+
+def _solve(
+    fluid: np.ndarray,
+    direction: np.ndarray,
+    settings: LBMSettings,
+    device: torch.device,
+    velocity: bool = False,
+) -> _Solution:
+    """Run L lattices to convergence.
+
+    Parameters
+    ----------
+    fluid : np.ndarray of bool, shape (L, Z, Y, X)
+        Flow-carrying pore space of each lattice.
+    direction : np.ndarray of int, shape (L,)
+        Forcing direction of each lattice (0, 1, 2 = x, y, z).
+    settings : LBMSettings
+    device : torch.device
+    velocity : bool
+        Also keep each lattice's velocity field from the moment its column is taken.
+
+    Returns
+    -------
+    _Solution
+    """
+    n_lattices = len(fluid)
+    force = np.zeros((n_lattices, 3))
+    force[np.arange(n_lattices), direction] = settings.force
+    state = _lattices(fluid, force, settings, device)
 
     n_fluid = fluid.reshape(n_lattices, -1).sum(axis=1)
     scale = kinematic_viscosity(settings.tau) / (settings.force * math.prod(fluid.shape[1:]))
     columns = np.zeros((n_lattices, 3))
     converged = np.zeros(n_lattices, dtype=bool)
     steps = np.zeros(n_lattices, dtype=np.int64)
+    fields = np.zeros((n_lattices, 3, *fluid.shape[1:]), np.float32) if velocity else None
     previous = np.zeros(n_lattices)
     done = 0
     while done < settings.max_steps and not converged.all():
@@ -313,4 +388,8 @@ def _solve(
         columns[running] = flux[running] * scale
         steps[running] = done
         converged |= running & (change < settings.tol)
-    return columns, converged, steps
+        if velocity:  # the field of the same moment as the column, once per lattice
+            final = running & (converged | (done >= settings.max_steps))
+            if final.any():
+                fields[final] = state.velocities(np.flatnonzero(final))
+    return _Solution(columns, converged, steps, fields)

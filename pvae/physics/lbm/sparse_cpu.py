@@ -30,10 +30,11 @@ import numba
 import numpy as np
 
 from pvae.physics.lbm.collision import collide
-from pvae.physics.lbm.lattice import Q
+from pvae.physics.lbm.lattice import VELOCITIES, Q
 from pvae.physics.lbm.streaming import pull_sources
 
 _CHUNK = 4096  # nodes per parallel work item
+_VELOCITY_NODES = 2**18  # nodes per block when computing velocities
 GROUP_BYTES = 40 * 2**20  # target state (populations + gather table) per lattice group
 
 
@@ -145,9 +146,11 @@ class SparseCpuLattices:
         dtype: np.dtype,
     ) -> None:
         self.table = pull_sources(fluid)
+        self.fluid = fluid
         n_lattices = fluid.shape[0]
         ends = np.cumsum(fluid.reshape(n_lattices, -1).sum(axis=1))
         starts = np.concatenate([[0], ends[:-1]])
+        self.node_ranges = np.stack([starts, ends], axis=1)  # (L, 2): first node, end node
         chunks = np.array(
             [
                 (lo, min(lo + _CHUNK, end), lattice)
@@ -198,3 +201,29 @@ class SparseCpuLattices:
         sums = np.zeros((self.n_lattices, Q))
         np.add.at(sums, self.chunk_lattice, _chunk_sums(self.f, self.chunk_start, self.chunk_stop))
         return sums
+
+    def velocities(self, lattices: np.ndarray) -> np.ndarray:
+        """Velocity fields of some lattices, lattice units (rho_0 = 1, Guo forcing).
+
+        Parameters
+        ----------
+        lattices : np.ndarray of int, shape (M,)
+            Lattice indices.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (M, 3, Z, Y, X)
+            ``u = sum_q f_q c_q - F / 2`` of the stored (post-collision) populations at
+            each fluid node, components (x, y, z); zero on other nodes.
+        """
+        c = VELOCITIES.T.astype(np.float64)  # (3, Q)
+        out = np.zeros((len(lattices), 3, *self.fluid.shape[1:]), dtype=np.float32)
+        for i, lattice in enumerate(lattices):
+            start, end = self.node_ranges[lattice]
+            u = np.empty((3, end - start), dtype=np.float32)
+            for lo in range(start, end, _VELOCITY_NODES):  # float64 copies of bounded size
+                hi = min(lo + _VELOCITY_NODES, end)
+                momentum = c @ self.f[:, lo:hi]  # (3, n)
+                u[:, lo - start : hi - start] = momentum - 0.5 * self.force[lattice, :, None]
+            out[i][:, self.fluid[lattice]] = u
+        return out
