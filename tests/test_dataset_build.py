@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_surrogate import FAST_LBM, tiny_ensemble
 
 from pvae.data.microstructures import synthesize
 from pvae.data.microstructures.synthesize import mix_parts
@@ -20,7 +21,6 @@ from pvae.surrogate.domain import (
     store_descriptors,
 )
 from pvae.surrogate.labelling import write_surrogate_labels
-from tests.test_surrogate import FAST_LBM, tiny_ensemble
 
 
 def test_descriptors_are_exact_and_symmetry_invariant(rng):
@@ -112,6 +112,7 @@ def test_outside_domain_is_left_for_lbm_even_when_members_agree(two_families, tm
     assert write_surrogate_labels(two_families, ensemble, domain_check=False)["surrogate"] == 4
 
 
+@pytest.mark.slow  # about 11 s on 2 cores: make test-slow
 def test_build_routes_checks_resumes_and_refuses(ray_cluster, tmp_path):
     from tune.dataset_build import build_dataset
 

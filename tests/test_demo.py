@@ -3,11 +3,13 @@
 import json
 
 import pandas as pd
+import pytest
 from test_optuna_storage import dashboard_trials
 
 from pvae.cli.demo import main
 
 
+@pytest.mark.slow  # about 50 s on 2 cores: make test-slow
 def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     _, data = trained_run
     out = tmp_path / "demo"

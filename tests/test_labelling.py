@@ -98,6 +98,7 @@ def test_kill_then_resume_loses_nothing(ray_cluster, tmp_path):
     assert open_dataset(root).labelled().all()
 
 
+@pytest.mark.slow  # about 25 s on 2 cores: make test-slow
 def test_a_ray_that_pvae_starts_is_quiet(tmp_path):
     """No Ray notices on a terminal: token authentication stays on (Ray's default for a
     new local cluster), without its announcement."""
@@ -111,6 +112,7 @@ def test_a_ray_that_pvae_starts_is_quiet(tmp_path):
     assert done.stderr == "" and done.stdout.startswith("labelled 2 samples by LBM")
 
 
+@pytest.mark.slow  # about 13 s on 2 cores: make test-slow
 def test_unconverged_solves_warn_on_stderr_only(ray_cluster, small_dataset, run_cli):
     code, stdout, stderr = run_cli("data", "label", small_dataset, "--max-steps", "20",
                                    "--workers", "2")  # fmt: skip

@@ -102,6 +102,7 @@ def zick_homsy_error(solid_fraction: float, cell: int = 32) -> np.ndarray:
     return np.diag(result.k) / expected - 1
 
 
+@pytest.mark.slow  # about 10 s on 2 cores: make test-slow
 def test_zick_homsy_one_point():
     assert np.all(np.abs(zick_homsy_error(0.343)) < 0.06)
 

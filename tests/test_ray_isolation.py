@@ -65,6 +65,7 @@ def other_ray():
             CURRENT.unlink()
 
 
+@pytest.mark.slow  # about 40 s on 2 cores: make test-slow
 def test_pvae_starts_its_own_ray_and_leaves_another_running(other_ray, tmp_path):
     """``pvae data label`` (a local Ray of its own, stopped at the end) beside it."""
     other, port = other_ray

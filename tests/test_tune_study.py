@@ -28,7 +28,11 @@ from tune.study import prepare_study, run_study
 from tune.tune_vae import main as tune_vae
 
 ROOT = Path(__file__).parents[1]
-EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+# smoke mode of every experiment file; the larger studies' smoke runs in make test-slow
+EXPERIMENTS = [
+    path if path.stem in ("smoke", "demo") else pytest.param(path, marks=pytest.mark.slow)
+    for path in sorted((ROOT / "experiments").glob("*.yaml"))
+]
 TINY = {"latent_dim": 4, "base_channels": 4, "max_channels": 8, "regressor_hidden": [8]}
 
 
@@ -152,6 +156,7 @@ def test_a_diverging_trial_is_recorded_and_the_study_finishes(tmp_path, labelled
     ]
 
 
+@pytest.mark.slow  # about 20 s on 2 cores: make test-slow
 def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, labelled64):
     marker = str(tmp_path / "failed-once")
 
