@@ -25,9 +25,16 @@ def periodic_pad(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 8 groups (statistics over the whole volume: shift-invariant)."""
-    return nn.GroupNorm(min(8, channels), channels)
+def group_norm(channels: int, groups: int = 1) -> nn.GroupNorm:
+    """GroupNorm with ``groups`` groups (at most one per channel) over the whole volume.
+
+    Statistics over the whole volume are shift-invariant. Each group loses its mean and
+    scale; in a circularly padded (shift-equivariant) network a channel's mean over the
+    volume is where global statistics such as porosity live, so only the contrasts
+    between the channels of one group keep them. One group (the default) keeps every
+    contrast; one channel per group erases porosity from the first stage on (issue 27).
+    """
+    return nn.GroupNorm(min(groups, channels), channels)
 
 
 class Conv3x3(nn.Conv3d):
@@ -77,13 +84,16 @@ class ResBlock(nn.Module):
     """Pre-activation residual block: x + conv(act(norm(conv(act(norm(x)))))).
 
     The second convolution starts at zero, so a new block is the identity.
+    ``norm_groups`` as in :func:`group_norm`.
     """
 
-    def __init__(self, channels: int, padding: str = "circular"):
+    def __init__(self, channels: int, padding: str = "circular", norm_groups: int = 1):
         super().__init__()
         self.body = nn.Sequential(
-            group_norm(channels), nn.SiLU(), Conv3x3(channels, channels, padding=padding),
-            group_norm(channels), nn.SiLU(), Conv3x3(channels, channels, padding=padding),
+            group_norm(channels, norm_groups), nn.SiLU(),
+            Conv3x3(channels, channels, padding=padding),
+            group_norm(channels, norm_groups), nn.SiLU(),
+            Conv3x3(channels, channels, padding=padding),
         )  # fmt: skip
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)

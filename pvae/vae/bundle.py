@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pvae.core.errors import PvaeError
+from pvae.vae.config import saved_experiment
 
 BUNDLE_FORMAT = "pvae-bundle-1"
 BUNDLE_FILE = "bundle.json"
@@ -85,6 +86,7 @@ def read_bundle(path: str | Path) -> dict:
     if not (path / WEIGHTS_FILE).is_file():
         raise PvaeError(f"{path}: model bundle without {WEIGHTS_FILE}")
     record["model_state"] = load_file(path / WEIGHTS_FILE)
+    record["experiment"] = saved_experiment(record["experiment"])
     return record
 
 

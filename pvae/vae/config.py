@@ -25,6 +25,7 @@ TARGETS_FULL = (*TARGETS_DIAGONAL, "k_xy", "k_xz", "k_yz")
 LATENT_LAYOUTS = ("flat", "spatial")
 PADDINGS = ("circular", "zeros")
 LR_SCHEDULES = ("constant", "cosine")
+SAVED_BEFORE_NORM_GROUPS = 8  # the GroupNorm groups of models saved without the field
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class ModelConfig:
     padding : {"circular", "zeros"}
         Padding of every convolution. ``circular`` matches periodic samples (no border
         artifact); ``zeros`` only for comparison.
+    norm_groups : int
+        GroupNorm groups of every stage (at most one per channel). Each group loses its
+        mean over the volume; with circular padding only the contrasts between channels
+        of a group carry global statistics such as porosity, so 1 (one group over all
+        channels) is the default. One channel per group makes porosity unlearnable
+        (issue 27); models saved before this field existed used 8
+        (:data:`SAVED_BEFORE_NORM_GROUPS`).
     dropout : float
         Dropout of the regressor MLP.
     regressor_hidden : tuple of int
@@ -71,6 +79,7 @@ class ModelConfig:
     res_blocks: int = 0
     decoder_channels: int | None = None
     padding: str = "circular"
+    norm_groups: int = 1
     dropout: float = 0.0
     regressor_hidden: tuple[int, ...] = (128, 64)
     targets: tuple[str, ...] = TARGETS_DIAGONAL
@@ -87,6 +96,8 @@ class ModelConfig:
             raise PvaeError(f"model.padding {self.padding!r}: choose from {PADDINGS}")
         if self.res_blocks < 0 or (self.decoder_channels is not None and self.decoder_channels < 1):
             raise PvaeError("model: res_blocks >= 0 and decoder_channels >= 1 required")
+        if self.norm_groups < 1:
+            raise PvaeError(f"model.norm_groups {self.norm_groups}: at least 1")
         if self.depth is not None and not 1 <= self.depth <= 7:
             raise PvaeError(f"model.depth {self.depth}: from 1 to 7 stages")
 
@@ -260,6 +271,16 @@ def experiment_from_dict(data: dict, where: str = "experiment") -> ExperimentCon
         train=_build(TrainConfig, data.get("train") or {}, f"{where}: train"),
         tune=dict(data.get("tune") or {}),
     )
+
+
+def saved_experiment(data: dict) -> dict:
+    """The ``experiment`` record of a saved checkpoint or bundle, with this version's fields.
+
+    A model saved before ``model.norm_groups`` existed was built with
+    :data:`SAVED_BEFORE_NORM_GROUPS` groups: it is rebuilt so, not with today's default.
+    """
+    model = {"norm_groups": SAVED_BEFORE_NORM_GROUPS, **data["model"]}
+    return {**data, "model": model}
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

@@ -81,11 +81,13 @@ def _widths(base: int, cap: int, depth: int) -> list[int]:
     return [min(base * 2**k, max(cap, base)) for k in range(depth)]
 
 
-def _stage(first: nn.Module, c_out: int, blocks: int, padding: str) -> nn.Sequential:
-    """``first`` (a resampling conv), norm, activation, then ``blocks`` residual blocks."""
+def _stage(first: nn.Module, c_out: int, config: ModelConfig) -> nn.Sequential:
+    """``first`` (a resampling conv), norm, activation, then residual blocks."""
+    groups = config.norm_groups
     return nn.Sequential(
-        first, group_norm(c_out), nn.SiLU(), *(ResBlock(c_out, padding) for _ in range(blocks))
-    )
+        first, group_norm(c_out, groups), nn.SiLU(),
+        *(ResBlock(c_out, config.padding, groups) for _ in range(config.res_blocks)),
+    )  # fmt: skip
 
 
 class PVAE(nn.Module):
@@ -105,7 +107,7 @@ class PVAE(nn.Module):
         self.spatial = config.latent_layout == "spatial"
         depth = model_depth(config, self.input_shape)
         self.shapes = stage_shapes(self.input_shape, depth)
-        pad, blocks = config.padding, config.res_blocks
+        pad = config.padding
         enc = _widths(config.base_channels, config.max_channels, depth)
         dec = _widths(config.decoder_channels or config.base_channels, config.max_channels, depth)
         self.channels, self.decoder_widths = enc, dec
@@ -114,7 +116,7 @@ class PVAE(nn.Module):
         stages, c_in = [], 1
         for c_out in enc:
             conv = Conv3x3(c_in, c_out, stride=2, padding=pad, bias=False)
-            stages.append(_stage(conv, c_out, blocks, pad))
+            stages.append(_stage(conv, c_out, config))
             c_in = c_out
         self.encoder = nn.Sequential(*stages)
         if self.spatial:
@@ -126,9 +128,11 @@ class PVAE(nn.Module):
             flat = enc[-1] * math.prod(grid)
             self.to_latent = nn.Linear(flat, 2 * config.latent_dim)
             self.from_latent = nn.Linear(config.latent_dim, dec[-1] * math.prod(grid))
-        self.bottom = nn.Sequential(*(ResBlock(dec[-1], pad) for _ in range(blocks)))
+        self.bottom = nn.Sequential(
+            *(ResBlock(dec[-1], pad, config.norm_groups) for _ in range(config.res_blocks))
+        )
         self.up = nn.ModuleList(
-            _stage(UpConv(c_from, c_to, pad, bias=False), c_to, blocks, pad)
+            _stage(UpConv(c_from, c_to, pad, bias=False), c_to, config)
             for c_from, c_to in zip(dec[::-1][:-1], dec[::-1][1:], strict=True)
         )
         self.to_logits = UpConv(dec[0], 1, pad)

@@ -40,7 +40,12 @@ from pvae.core.warnings import PvaeWarning
 from pvae.data.splits import epoch_seed, make_splits, training_subset
 from pvae.data.store.reader import VoxelStore, open_dataset
 from pvae.data.store.torch_dataset import VoxelDataset
-from pvae.vae.config import ExperimentConfig, ModelConfig, experiment_from_dict
+from pvae.vae.config import (
+    ExperimentConfig,
+    ModelConfig,
+    experiment_from_dict,
+    saved_experiment,
+)
 from pvae.vae.fidelity import (
     Critic,
     critic_surrogate,
@@ -296,6 +301,7 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PvaeError(f"{path}: not a pvae checkpoint (format {CHECKPOINT_FORMAT} expected)")
+    state["experiment"] = saved_experiment(state["experiment"])
     return state
 
 
