@@ -114,3 +114,63 @@ def test_dataset_records_parameters_and_is_reproducible(tmp_path):
     # nested: the first samples of a larger run are the same samples
     d = synthesize("foam", 3, 24, seed=11, out=tmp_path / "d", workers=1, progress=False)
     assert np.array_equal(open_dataset(d).images([0, 1, 2]), sa.images([0, 1, 2]))
+
+
+def _grf(index, seed=0, **overrides):
+    return synthesize_sample("grf", (32, 32, 32), seed, index, family_options("grf", overrides))
+
+
+def _faces(image, axis):
+    """Pore-solid faces per voxel across planes normal to ``axis`` (periodic)."""
+    return np.mean(image != np.roll(image, 1, axis=axis))
+
+
+def test_grf_seeded_and_hits_porosity_to_a_voxel():
+    a, pa = _grf(2, seed=5)
+    b, pb = _grf(2, seed=5)
+    c, _ = _grf(2, seed=6)
+    assert np.array_equal(a, b) and pa == pb and not np.array_equal(a, c)
+    for index in range(4):
+        image, params = _grf(index, porosity=(0.1, 0.9))
+        assert abs(image.mean() - params["target_porosity"]) <= 1 / image.size
+        assert {"length_z", "length_y", "length_x", "anisotropy"} <= set(params)
+
+
+def test_grf_has_no_seam_at_the_periodic_boundary():
+    images = [
+        _grf(i, seed=1, porosity=(0.5, 0.5), correlation_fraction=(0.08, 0.08), anisotropy=(1, 1))[
+            0
+        ]
+        for i in range(4)
+    ]
+    for axis in range(3):
+        wrap = np.mean([np.mean(np.take(im, -1, axis) != np.take(im, 0, axis)) for im in images])
+        inner = np.mean([np.mean(np.diff(im, axis=axis)) for im in images])
+        # a non-periodic field (e.g. reflecting boundaries) differs there about half the time
+        assert abs(wrap - inner) < 0.06, axis
+
+
+def test_grf_anisotropy_stretches_one_axis_only():
+    for index in range(4):
+        stretched, params = _grf(index, correlation_fraction=(0.08, 0.08), anisotropy=(3, 3))
+        round_, _ = _grf(index, correlation_fraction=(0.08, 0.08), anisotropy=(1, 1))
+        lengths = [params["length_z"], params["length_y"], params["length_x"]]
+        assert max(lengths) / min(lengths) == pytest.approx(3.0)
+        long = int(np.argmax(lengths))
+        # mean pore chord per axis: 2 * porosity / faces per voxel
+        chords = np.array([2 * stretched.mean() / _faces(stretched, a) for a in range(3)])
+        iso = np.array([2 * round_.mean() / _faces(round_, a) for a in range(3)])
+        assert chords[long] > 2 * np.delete(chords, long).max()
+        assert iso.max() / iso.min() < 1.2
+        # same draws apart from the stretch: porosity and mean feature size stay
+        assert stretched.mean() == round_.mean()
+        assert np.prod(chords) ** (1 / 3) == pytest.approx(np.prod(iso) ** (1 / 3), rel=0.15)
+
+
+def test_grf_longer_correlation_gives_smaller_specific_surface():
+    for index in range(3):
+        fine, _ = _grf(index, porosity=(0.5, 0.5), correlation_fraction=(0.05, 0.05))
+        coarse, _ = _grf(index, porosity=(0.5, 0.5), correlation_fraction=(0.12, 0.12))
+        assert fine.mean() == coarse.mean()
+        surface = [sum(_faces(im, a) for a in range(3)) for im in (fine, coarse)]
+        assert surface[1] < 0.6 * surface[0]

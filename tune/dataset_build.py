@@ -39,7 +39,7 @@ from pvae.data.default_data import (
     synthesize_default,
 )
 from pvae.data.microstructures.synthesize import (
-    FAMILIES,
+    BUILD_FAMILIES,
     holds_mix,
     mix_parts,
     parse_shape,
@@ -72,7 +72,7 @@ def build_dataset(
     size,
     seed: int,
     ensemble: SurrogateEnsemble,
-    families=tuple(FAMILIES),
+    families=BUILD_FAMILIES,
     fallback_spread: float | None = FALLBACK_SPREAD,
     check_fraction: float = CHECK_FRACTION,
     settings: LBMSettings | None = None,

@@ -14,7 +14,7 @@ from pvae.cli.options import (
 from pvae.core.errors import PvaeError
 from pvae.core.warnings import PvaeWarning
 from pvae.data.microstructures import FAMILIES, family_options, synthesize
-from pvae.data.microstructures.synthesize import parse_param
+from pvae.data.microstructures.synthesize import BUILD_FAMILIES, parse_param
 from pvae.data.store import open_dataset
 from pvae.data.store.export import EXPORT_FORMATS, export_samples
 from pvae.data.store.importer import import_dataset
@@ -98,7 +98,7 @@ def register(commands) -> None:
     large.add_argument("--size", default="32", help="S (cube) or ZxYxX: the surrogate's shape")
     large.add_argument("--seed", type=int, default=0, help="synthesis seed")
     large.add_argument(
-        "--families", default=",".join(FAMILIES), help="comma-separated, in equal shares"
+        "--families", default=",".join(BUILD_FAMILIES), help="comma-separated, in equal shares"
     )
     large.add_argument("--surrogate", type=Path, required=True, help="surrogate model file")
     large.add_argument(

@@ -1,4 +1,4 @@
-"""Seeded synthetic microstructure families: channels, spheres, foam."""
+"""Seeded synthetic microstructure families: channels, spheres, foam, grf."""
 
 from pvae.data.microstructures.synthesize import (
     FAMILIES,

@@ -16,7 +16,7 @@ import yaml
 
 from pvae.core.errors import PvaeError
 from pvae.core.progress import progress_bar
-from pvae.data.microstructures import channels, foam, spheres
+from pvae.data.microstructures import channels, foam, grf, spheres
 from pvae.data.store.layout import pack
 from pvae.data.store.manifest import manifest_row
 from pvae.data.store.reader import open_dataset
@@ -26,7 +26,11 @@ FAMILIES = {
     "channels": (channels.ChannelsOptions, channels.generate),
     "spheres": (spheres.SpheresOptions, spheres.generate),
     "foam": (foam.FoamOptions, foam.generate),
+    "grf": (grf.GRFOptions, grf.generate),
 }
+# what `pvae data build` mixes unless --families says otherwise: the default dataset's
+# families, so that earlier builds and their recipes stay reproducible
+BUILD_FAMILIES = ("channels", "spheres", "foam")
 MIN_SIDE, MAX_SIDE = 16, 256
 
 
@@ -140,7 +144,7 @@ def synthesize(
     Parameters
     ----------
     family : str
-        ``channels``, ``spheres`` or ``foam``.
+        ``channels``, ``spheres``, ``foam`` or ``grf``.
     count : int
         Number of samples (>= 1).
     shape : str, int or tuple
@@ -232,7 +236,7 @@ def holds_mix(root: str | Path, seed: int, parts: list[tuple[str, int]], shape) 
     return store.metadata.get("seed") == seed and found == list(parts) and store.shape == shape
 
 
-def mix_parts(count: int, families=tuple(FAMILIES)) -> list[tuple[str, int]]:
+def mix_parts(count: int, families=BUILD_FAMILIES) -> list[tuple[str, int]]:
     """``count`` samples shared out over ``families`` (the first ones take the remainder)."""
     families = list(families)
     if not families or len(set(families)) != len(families):
