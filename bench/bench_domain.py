@@ -27,15 +27,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
 from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from pvae.data.descriptors import store_descriptors  # noqa: E402
+from pvae.data.microstructures.synthesize import BUILD_FAMILIES  # noqa: E402
 from pvae.data.splits import make_splits  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.data.store.layout import VOXELS  # noqa: E402
 from pvae.data.store.writer import write_dataset  # noqa: E402
 from pvae.surrogate import SurrogateConfig, TrainSettings, train_ensemble  # noqa: E402
-from pvae.surrogate.domain import store_descriptors  # noqa: E402
 from pvae.surrogate.labelling import FALLBACK_SPREAD  # noqa: E402
-
-FAMILIES = ("channels", "spheres", "foam")
 
 
 def subset(store, rows, out: Path) -> Path:
@@ -76,7 +75,9 @@ def group_stats(ensemble, store, rows) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("data/default"))
-    parser.add_argument("--held-out", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument(
+        "--held-out", nargs="+", default=list(BUILD_FAMILIES), choices=BUILD_FAMILIES
+    )
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--patience", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))

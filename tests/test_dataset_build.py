@@ -7,19 +7,14 @@ import pandas as pd
 import pytest
 from test_surrogate import FAST_LBM, tiny_ensemble
 
+from pvae.data.descriptors import FEATURES, descriptors, store_descriptors
 from pvae.data.microstructures import synthesize
 from pvae.data.microstructures.synthesize import mix_parts
 from pvae.data.splits import make_splits
 from pvae.data.store import open_dataset
 from pvae.data.store.manifest import K_COLUMNS
 from pvae.data.symmetry import cube_symmetries
-from pvae.surrogate.domain import (
-    FEATURES,
-    ApplicabilityDomain,
-    descriptors,
-    fit_domain,
-    store_descriptors,
-)
+from pvae.surrogate.domain import ApplicabilityDomain, fit_domain
 from pvae.surrogate.labelling import write_surrogate_labels
 
 

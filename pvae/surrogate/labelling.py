@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from pvae.core.errors import PvaeError
+from pvae.data.descriptors import store_descriptors
 from pvae.data.store.labelling import pending_indices, significant
 from pvae.data.store.manifest import K_COLUMNS
 from pvae.data.store.reader import open_dataset
 from pvae.data.store.writer import rewrite_manifest
-from pvae.surrogate.domain import store_descriptors
 from pvae.surrogate.ensemble import SurrogateEnsemble
 
 FALLBACK_SPREAD = 0.1  # decades: the top of the spread the shipped surrogate shows on its test data
