@@ -5,10 +5,11 @@
 Reads a finished dataset-size study (``pvae tune --experiment
 experiments/dataset_size_cpu.yaml``), evaluates every completed trial's best checkpoint
 on the dataset's test split (samples no trial trained or selected on): R^2 of each
-property, reconstruction BCE and Dice, and the generator-fidelity success share
+property, reconstruction BCE and Dice, the generator-fidelity success share
 (decoded structures measured by the dataset's surrogate, ``--fidelity-samples`` of
-them). It fits error(N) = a N^-b + c to each metric per latent size, with bootstrap
-intervals over the seeds (:mod:`analysis.learning_curve`), and writes
+them), and realism and coverage of 64 structures decoded from z ~ N(0, I)
+(:mod:`pvae.vae.generation`). It fits error(N) = a N^-b + c to each metric per latent
+size, with bootstrap intervals over the seeds (:mod:`analysis.learning_curve`), and writes
 bench/results/dataset_size.md, .json and dataset_size.png.
 """
 
@@ -51,6 +52,7 @@ def test_metrics(trials: pd.DataFrame, dataset: Path, fidelity_samples: int) -> 
         row = {"trial_id": trial["trial_id"], "test_recon": m["recon_bce"], "test_dice": m["dice"],
                "test_fidelity_success": m["fidelity"]["within_tolerance"]}  # fmt: skip
         row.update({f"test_r2_{name}": value for name, value in m["r2"].items()})
+        row.update({f"test_{key}": m["generation"][key] for key in ("realism", "coverage")})
         rows.append(row)
         fidelity = row["test_fidelity_success"]
         print(f"{trial['trial_id']}: N {trial[SIZE]}, latent {trial[LATENT]}, "

@@ -118,15 +118,31 @@ def _fidelity(d):
             f"{sum(test['r2'].values()) / len(test['r2']):.3f}; {row['train_seconds']:.0f} s"
         )
 
+    runs = len(d.get("runs", [])) > 1  # merged runs: each row names its own (fidelity.md)
     rows = [
-        (f"generator fidelity, {name} ({d['epochs']} epochs)", figure(row))
+        (f"generator fidelity, {name} ({d['epochs']} epochs)"
+         + (f", run {row.get('run', 0) + 1} of fidelity.md" if runs else ""), figure(row))
         for name, row in d.get("variants", {}).items()
-    ]
+    ]  # fmt: skip
     if "recipe" in d:
         recipe = d["recipe"]
         rows.append(
             (f"design recipe bench/design.yaml ({recipe['epochs']} epochs)", figure(recipe))
         )
+    return rows
+
+
+def _generation(d):
+    rows = []
+    for kind, row in d["priors"].items():
+        cond = row.get("conditional") or {}
+        share = cond.get("success_share")
+        rows.append((
+            f"generation, {kind} prior of {d['model']} ({row['n_samples']} draws)",
+            f"realism {row['realism']:.0%}, coverage {row['coverage']:.0%}"
+            + ("" if share is None else f"; conditioned draws within tolerance (critic) "
+               f"{share:.0%}"),
+        ))  # fmt: skip
     return rows
 
 
@@ -195,6 +211,7 @@ EXTRACTORS = {
     "inverse": _inverse,
     "surrogate": _surrogate,
     "fidelity": _fidelity,
+    "generation": _generation,
     "dataset_build": _dataset_build,
     "domain": _domain,
     "dataset_size": _dataset_size,

@@ -9,10 +9,10 @@ import sys
 import warnings
 
 from pvae import __version__
-from pvae.cli import analyze, data, design, props, study, surrogate, train
+from pvae.cli import analyze, data, design, generate, props, study, surrogate, train
 from pvae.core.errors import PvaeError
 
-COMMANDS = (data, props, train, study, analyze, design, surrogate)
+COMMANDS = (data, props, train, study, analyze, design, generate, surrogate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,11 @@ def register(commands) -> None:
     evaluate.add_argument(
         "--surrogate", type=Path, help="surrogate model file (default: the dataset's own)"
     )
+    evaluate.add_argument(
+        "--generation-samples", type=int, default=64, metavar="N",
+        help="structures drawn from the model's prior (prior.pt beside it, else N(0, I)) "
+        "and scored for realism and coverage (0 = none; default 64)",
+    )  # fmt: skip
     evaluate.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     evaluate.set_defaults(run=run_evaluate)
 
@@ -76,6 +81,7 @@ def run_evaluate(args) -> None:
         args.model, dataset, args.split, args.out, args.device,
         fidelity_samples=args.fidelity_samples, fidelity_method=args.fidelity_method,
         surrogate=surrogate, overwrite=args.overwrite,
+        generation_samples=args.generation_samples,
     )  # fmt: skip
     if args.json:
         print_json(metrics)

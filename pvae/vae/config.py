@@ -153,6 +153,16 @@ class TrainConfig:
     fidelity_weight : float
         Weight w of fidelity in the study metric: ``val_objective = val_recon + val_reg
         + w * (1 - val_fidelity_success)``; w > 0 needs ``fidelity_every = 1``.
+    generation_every : int
+        Measure generation every this many epochs (and at the last one): structures
+        decoded from z ~ N(0, I), the model's own prior, scored against the training
+        subset and the validation split (:mod:`pvae.vae.generation`): metrics
+        ``val_realism`` and ``val_coverage``; 0 = never.
+    generation_samples : int
+        Structures drawn for it.
+    generation_weight : float
+        Weight g of generation in the study metric: ``+ g * (1 - val_realism)``; g > 0
+        needs ``generation_every = 1``.
     """
 
     epochs: int = 30
@@ -175,6 +185,9 @@ class TrainConfig:
     fidelity_samples: int = 32
     fidelity_surrogate: str | None = None
     fidelity_weight: float = 0.0
+    generation_every: int = 0
+    generation_samples: int = 32
+    generation_weight: float = 0.0
 
     def __post_init__(self):
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
@@ -193,6 +206,12 @@ class TrainConfig:
         if self.fidelity_weight > 0 and self.fidelity_every != 1:
             raise PvaeError("train.fidelity_weight > 0 puts fidelity in the study metric: "
                             "it needs train.fidelity_every = 1")  # fmt: skip
+        if self.generation_every < 0 or self.generation_samples < 2 or self.generation_weight < 0:
+            raise PvaeError("train: generation_every >= 0, generation_samples >= 2, "
+                            "generation_weight >= 0 required")  # fmt: skip
+        if self.generation_weight > 0 and self.generation_every != 1:
+            raise PvaeError("train.generation_weight > 0 puts realism in the study metric: "
+                            "it needs train.generation_every = 1")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ dimension, the number of active units (latent dimensions whose mean varies
 across samples: Var(mu_j) > 0.01), Dice and two-point-correlation error per structure
 family, and the *fidelity* of decoded structures (:mod:`pvae.vae.fidelity`: do the
 structures the decoder returns carry the permeability of what they encode, measured by
-LBM or a surrogate). Per-sample values go to ``samples.parquet``; figures: parity plots,
-input vs. reconstruction slices, KL per dimension.
+LBM or a surrogate), and *generation* (:mod:`pvae.vae.generation`: are structures drawn
+from the model's prior like the data: realism, coverage, porosity range). Per-sample
+values go to ``samples.parquet``; figures: parity plots, input vs. reconstruction
+slices, KL per dimension, prior samples beside data samples.
 """
 
 import math
@@ -31,10 +33,13 @@ from pvae.vae.fidelity import (
     measure_fidelity,
     spread_positions,
 )
-from pvae.vae.figures import bar_plot, parity_plot, slices_plot
+from pvae.vae.figures import bar_plot, parity_plot, samples_plot, slices_plot
+from pvae.vae.generation import measure_generation
 from pvae.vae.inference import infer
 from pvae.vae.loading import load_model
 from pvae.vae.losses import kl_per_dimension
+from pvae.vae.prior import find_prior
+from pvae.vae.render import render_pore_spaces
 
 SPLITS = ("train", "val", "test", "all")
 ACTIVE_UNIT_VARIANCE = 0.01
@@ -58,6 +63,7 @@ def evaluate(
     model_path: str | Path, dataset, split: str = "test", out: str | Path | None = None,
     device: str = "auto", batch_size: int = 16, fidelity_samples: int = 32,
     fidelity_method: str = "lbm", surrogate=None, overwrite: bool = False,
+    generation_samples: int = 64,
 ) -> dict:  # fmt: skip
     """Evaluate a model on a split; optionally write JSON, Parquet and figures to ``out``.
 
@@ -78,6 +84,10 @@ def evaluate(
         The critic for ``fidelity_method="surrogate"``; checked against the dataset.
     overwrite : bool
         Replace an existing non-empty ``out``.
+    generation_samples : int
+        Structures drawn from the model's prior (:func:`pvae.vae.prior.find_prior`) and
+        scored against the training split (realism) and this split (coverage); 0 = none.
+        Needs the dataset the model was trained on.
 
     Returns
     -------
@@ -88,7 +98,9 @@ def evaluate(
         ``mae`` (dicts per target), ``kl_per_dim`` (list), ``active_units``,
         ``split``, ``dataset_fingerprint``, ``per_family`` (``n_samples``, ``dice``,
         ``s2_error`` and, where measured, ``fidelity_within_tolerance`` per family) and
-        ``fidelity`` (:func:`pvae.vae.fidelity.fidelity_summary`; null when not measured).
+        ``fidelity`` (:func:`pvae.vae.fidelity.fidelity_summary`; null when not measured)
+        and ``generation`` (:func:`pvae.vae.generation.measure_generation`; null when
+        not measured).
     """
     if out is not None:
         check_out(out, overwrite)
@@ -119,6 +131,14 @@ def evaluate(
     if len(fidelity_rows):
         fidelity = measure_fidelity(model, store.images(fidelity_rows), k_source, critic)
         fidelity.index = positions
+    generation, generated = None, None
+    trained_on = state["dataset_fingerprint"] == store.fingerprint
+    if generation_samples > 0 and trained_on:
+        prior = find_prior(model_path, model.config.latent_dim)
+        train_images = store.images(state["splits"]["train"])
+        generation, generated = measure_generation(
+            model, prior, train_images, images, generation_samples
+        )
     kl_dims = kl_per_dimension(torch.from_numpy(p["mu"]), torch.from_numpy(p["logvar"])).numpy()
     names = list(normalizer.names)
     r2, errors = r2_score(p["target"], p["prediction"]), mae(p["target"], p["prediction"])
@@ -141,9 +161,11 @@ def evaluate(
         "model": str(model_path),
         "per_family": _per_family(store, indices, p, fidelity),
         "fidelity": None if fidelity is None else fidelity_summary(fidelity, fidelity_method),
+        "generation": generation,
     }
     if out is not None:
-        _write(Path(out), metrics, p, fidelity, store, indices, images, names, overwrite)
+        _write(Path(out), metrics, p, fidelity, store, indices, images, names, overwrite,
+               generated)  # fmt: skip
     return metrics
 
 
@@ -176,7 +198,8 @@ def _finite(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _write(out: Path, metrics, p, fidelity, store, indices, images, names, overwrite) -> None:
+def _write(out: Path, metrics, p, fidelity, store, indices, images, names, overwrite,
+           generated) -> None:  # fmt: skip
     with atomic_directory(out, overwrite=overwrite) as tmp:
         atomic_write_json(tmp / "metrics.json", metrics)
         table = pd.DataFrame({"sample_id": store.manifest["sample_id"].iloc[indices].to_numpy()})
@@ -201,6 +224,13 @@ def _write(out: Path, metrics, p, fidelity, store, indices, images, names, overw
         bar_plot(
             np.array(metrics["kl_per_dim"]), "latent dimension", "KL (nats)", tmp / "kl_per_dim.png"
         )
+        if generated is not None:
+            shown = [*generated[:8], *images[:8]]
+            g = metrics["generation"]
+            title = (f"left: {len(generated[:8])} samples of the prior ({g['prior']}; realism "
+                     f"{g['realism']:.0%}, coverage {g['coverage']:.0%}); right: data")  # fmt: skip
+            samples_plot(shown, render_pore_spaces(shown), len(generated[:8]), title,
+                         tmp / "prior_samples.png")  # fmt: skip
 
 
 def summary_line(metrics: dict) -> str:
@@ -215,6 +245,13 @@ def summary_line(metrics: dict) -> str:
             f"\nfidelity ({fidelity['method']}, {fidelity['n_samples']} samples): "
             f"{fidelity['within_tolerance']:.0%} within tolerance, median |log10 K error| "
             + (f"{median:.3f} decades" if median is not None else "n/a")
+        )
+    generation = metrics.get("generation")
+    if generation:
+        r2 += (
+            f"\ngeneration ({generation['prior']} prior, {generation['n_samples']} samples): "
+            f"realism {generation['realism']:.0%}, coverage {generation['coverage']:.0%}, "
+            f"porosity {generation['porosity_min']:.2f}-{generation['porosity_max']:.2f}"
         )
     return (
         f"{metrics['n_samples']} samples ({metrics['split']}): BCE {metrics['recon_bce']:.4f}, "

@@ -212,6 +212,35 @@ def designs_plot(images, views: list, flows: list, table, target: dict, path: Pa
     return save(fig, path)
 
 
+def samples_plot(images, views: list, generated: int, title: str, path: Path) -> Path:
+    """Generated structures beside data structures: a 3D view and middle slices each.
+
+    Parameters
+    ----------
+    images : sequence of np.ndarray of bool, shape (D, H, W)
+        The first ``generated`` are generated, the rest data samples.
+    views : list of np.ndarray of uint8, shape (h, w, 3)
+        Their 3D views (:func:`pvae.vae.render.render_pore_spaces`).
+    generated : int
+    title : str
+    """
+    data = len(images) - generated
+    columns = max(generated, data, 1)
+    columns = min(columns, 4)
+    rows_per_part = [-(-generated // columns), -(-data // columns)]
+    fig = plt.figure(figsize=(2.4 * columns * 2, 2.9 * max(rows_per_part)))
+    halves = fig.add_gridspec(1, 2, wspace=0.08)
+    for half, (start, count) in enumerate(((0, generated), (generated, data))):
+        grid = halves[0, half].subgridspec(max(rows_per_part), columns, hspace=0.3)
+        for j in range(count):
+            name = "generated" if half == 0 else "data"
+            _structure_panels(fig, grid[j // columns, j % columns], views[start + j],
+                              images[start + j], f"{name} {j + 1}, n = "
+                              f"{np.mean(images[start + j]):.2f}")  # fmt: skip
+    fig.suptitle(f"{title}\n{VIEW_KEY}", fontsize=9)
+    return save(fig, path)
+
+
 def pca_plot(scores: np.ndarray, explained: np.ndarray, colours: dict, path: Path) -> Path:
     """Latent means projected on the first two principal components, one panel per colouring.
 

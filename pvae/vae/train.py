@@ -37,6 +37,7 @@ from pvae.core.errors import PvaeError
 from pvae.core.metrics import r2_score
 from pvae.core.provenance import code_version
 from pvae.core.warnings import PvaeWarning
+from pvae.data.descriptors import descriptors, store_descriptors
 from pvae.data.splits import epoch_seed, make_splits, training_subset
 from pvae.data.store.reader import VoxelStore, open_dataset
 from pvae.data.store.torch_dataset import VoxelDataset
@@ -54,9 +55,11 @@ from pvae.vae.fidelity import (
     measure_fidelity,
     spread_positions,
 )
+from pvae.vae.generation import decode_structures, generation_metrics
 from pvae.vae.inference import autocast, batch_tensors, infer
 from pvae.vae.losses import pvae_loss
 from pvae.vae.model import PVAE
+from pvae.vae.prior import StandardNormalPrior
 from pvae.vae.targets import TargetNormalizer, target_ranges, target_values
 
 CHECKPOINT_FORMAT = "pvae-checkpoint-1"
@@ -104,6 +107,9 @@ class Trainer:
             val = np.asarray(self.splits["val"], dtype=int)
             self.fidelity_rows = val[spread_positions(len(val), cfg.fidelity_samples)]
             self.fidelity_k = labelled_k(self.store, self.fidelity_rows)
+        if cfg.generation_every > 0:
+            self.generation_reference = store_descriptors(self.store, self.train_indices)
+            self.generation_held_out = store_descriptors(self.store, self.splits["val"])
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -195,8 +201,19 @@ class Trainer:
             "val_fidelity_success": summary["within_tolerance"],
         }
 
-    def _fidelity_due(self, epoch: int) -> bool:
-        every = self.config.train.fidelity_every
+    def generation(self, epoch: int) -> dict:
+        """``val_realism`` and ``val_coverage`` of structures decoded from z ~ N(0, I)
+        (seeded by the epoch), against the training subset and the validation split."""
+        cfg = self.config.train
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        z = StandardNormalPrior(self.config.model.latent_dim).sample(cfg.generation_samples,
+                                                                     generator)  # fmt: skip
+        self.model.eval()
+        drawn = descriptors(decode_structures(self.model, z, cfg.batch_size))
+        scores = generation_metrics(drawn, self.generation_reference, self.generation_held_out)
+        return {"val_realism": scores["realism"], "val_coverage": scores["coverage"]}
+
+    def _due(self, every: int, epoch: int) -> bool:
         return every > 0 and (epoch % every == 0 or epoch == self.config.train.epochs)
 
     def run(self, progress=None) -> Iterator[dict]:
@@ -215,10 +232,14 @@ class Trainer:
             metrics.update(self.train_epoch(epoch))
             if metrics["status"] == "ok":
                 metrics.update(self.validate())
-                if self._fidelity_due(epoch):
+                cfg = self.config.train
+                if self._due(cfg.fidelity_every, epoch):
                     metrics.update(self.fidelity())
-                    weight = self.config.train.fidelity_weight
+                    weight = cfg.fidelity_weight
                     metrics[STUDY_METRIC] += weight * (1.0 - metrics["val_fidelity_success"])
+                if self._due(cfg.generation_every, epoch):
+                    metrics.update(self.generation(epoch))
+                    metrics[STUDY_METRIC] += cfg.generation_weight * (1.0 - metrics["val_realism"])
                 if not math.isfinite(metrics[STUDY_METRIC]):
                     metrics["status"] = "diverged"
             seconds = time.perf_counter() - start

@@ -1,0 +1,168 @@
+"""Generation: realism and coverage in descriptor space, latent priors, evaluate's block."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pvae.core.errors import PvaeError
+from pvae.data.default_data import DEFAULT_DATASET
+from pvae.data.descriptors import descriptors
+from pvae.data.splits import make_splits
+from pvae.data.store import open_dataset
+from pvae.vae.generation import generation_metrics
+from pvae.vae.prior import (
+    PRIOR,
+    GaussianPrior,
+    StandardNormalPrior,
+    find_prior,
+    prior_from_dict,
+    save_prior,
+)
+
+
+@pytest.fixture(scope="module")
+def default_descriptors():
+    """Descriptors of the default dataset's training and test splits."""
+    store = open_dataset(DEFAULT_DATASET)
+    splits = make_splits(len(store), (0.7, 0.15, 0.15), 0)
+    return (
+        descriptors(store.images(splits["train"])),
+        descriptors(store.images(splits["test"])),
+        store.images(splits["test"]),
+    )
+
+
+def test_held_out_data_is_realistic_and_covers(default_descriptors):
+    """Data the reference never saw, fed in as "generated": realistic and covering."""
+    train, test, _ = default_descriptors
+    metrics = generation_metrics(test, train, test)
+    assert metrics["realism"] >= 0.85
+    assert metrics["coverage"] == 1.0  # each test sample is its own generated twin
+    assert metrics["n_samples"] == len(test)
+    assert metrics["porosity_min"] >= metrics["data_porosity_min"] - 0.05
+
+
+def test_noise_at_the_data_porosity_is_not_realistic(default_descriptors, rng):
+    train, test, test_images = default_descriptors
+    porosity = test_images.mean(axis=(1, 2, 3))
+    noise = rng.random(test_images.shape) < porosity[:, None, None, None]
+    metrics = generation_metrics(descriptors(noise), train, test)
+    assert metrics["realism"] == 0.0
+    assert metrics["coverage"] == 0.0
+
+
+def test_one_good_sample_repeated_is_realistic_but_does_not_cover(default_descriptors):
+    train, test, _ = default_descriptors
+    collapsed = np.repeat(test[:1], 32, axis=0)
+    metrics = generation_metrics(collapsed, train, test)
+    assert metrics["realism"] in (0.0, 1.0)
+    assert metrics["coverage"] < 0.2
+
+
+def test_gaussian_prior_matches_the_encodings_moments(rng):
+    mu = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6)) + 3.0
+    prior = GaussianPrior.fit(mu)
+    z = prior.sample(20000, torch.Generator().manual_seed(0)).double().numpy()
+    np.testing.assert_allclose(z.mean(axis=0), mu.mean(axis=0), atol=0.1)
+    np.testing.assert_allclose(np.cov(z.T), np.cov(mu.T), rtol=0.1, atol=0.1)
+
+
+def test_priors_round_trip_through_their_file(tmp_path, rng):
+    prior = GaussianPrior.fit(rng.normal(size=(10, 4)))
+    save_prior(prior, tmp_path / PRIOR)
+    again = find_prior(tmp_path, 4)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(prior.sample(5, g1), again.sample(5, g2))
+    (tmp_path / "bare").mkdir()
+    assert isinstance(find_prior(tmp_path / "bare", 4), StandardNormalPrior)
+    with pytest.raises(PvaeError, match="unknown latent prior"):
+        prior_from_dict({"kind": "mystery"}, 4)
+    (tmp_path / PRIOR).write_bytes(b"not a prior")
+    with pytest.raises(PvaeError, match="not a readable latent prior"):
+        find_prior(tmp_path, 4)
+
+
+def test_evaluate_reports_generation_and_shows_prior_samples(trained_spatial_run, tmp_path):
+    from pvae.vae.evaluate import evaluate
+
+    run, data = trained_spatial_run
+    out = tmp_path / "eval"
+    metrics = evaluate(run, data, "test", out, "cpu", fidelity_samples=0, generation_samples=8)
+    generation = metrics["generation"]
+    assert generation["prior"] == "standard_normal" and generation["n_samples"] == 8
+    assert 0.0 <= generation["realism"] <= 1.0 and 0.0 <= generation["coverage"] <= 1.0
+    assert json.loads((out / "metrics.json").read_text())["generation"] == generation
+    assert (out / "prior_samples.png").stat().st_size > 10_000
+
+
+def test_diffusion_prior_learns_a_conditional_distribution():
+    """Coefficients whose first component is the target: conditioned draws follow it."""
+    from pvae.vae.diffusion import DenoiserConfig, ddim_sample, train_denoiser
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(2000, 1, generator=g)  # standardized target
+    x = torch.cat([y + 0.1 * torch.randn(2000, 1, generator=g),
+                   torch.randn(2000, 3, generator=g)], dim=1)  # fmt: skip
+    net = train_denoiser(x, y, DenoiserConfig(4, hidden=64, blocks=2, targets=1), steps=800,
+                         batch_size=128, lr=3e-3)  # fmt: skip
+    free = ddim_sample(net, 500, torch.Generator().manual_seed(1), steps=30)
+    assert torch.isfinite(free).all()
+    assert abs(float(free[:, 0].mean())) < 0.3 and 0.7 < float(free[:, 0].std()) < 1.3
+    targets, mask = torch.full((500, 1), 1.5), torch.ones(500, 1)
+    drawn = ddim_sample(net, 500, torch.Generator().manual_seed(2), 30, targets, mask, 2.0)
+    assert 0.9 < float(drawn[:, 0].median()) < 2.0  # measured 1.15: pulled to the target
+    assert float(drawn[:, 0].std()) < 0.5  # measured 0.25 (free: 0.8)
+    assert abs(float(drawn[:, 1].mean())) < 0.3  # the unconditioned coordinates stay free
+
+
+def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
+    import shutil
+
+    import pandas as pd
+
+    run, data = trained_spatial_run
+    model = tmp_path / "run"
+    shutil.copytree(run, model)
+    code, out, err = run_cli("prior", "fit", "--model", model, "--steps", "30",
+                             "--components", "8", "--no-progress")  # fmt: skip
+    assert code == 0, err
+    assert (model / PRIOR).is_file() and "diffusion prior (8 components)" in out
+    code, _, err = run_cli("prior", "fit", "--model", model, "--steps", "30")
+    assert code == 2 and "exists" in err
+    drawn = tmp_path / "drawn"
+    code, out, err = run_cli("sample", "--model", model, "--count", "3", "--target",
+                             "porosity=0.5", "--out", drawn, "--formats", "npy,vti")  # fmt: skip
+    assert code == 0, err
+    table = pd.read_parquet(tmp_path / "drawn" / "samples.parquet")
+    assert len(table) == 3 and {"porosity", "predicted_porosity"} <= set(table.columns)
+    for file in table["file"]:
+        image = np.load(tmp_path / "drawn" / file)
+        assert image.dtype == bool and image.shape == (16, 16, 16)
+    assert len(list((tmp_path / "drawn").glob("*.vti"))) == 3
+    code, _, err = run_cli("sample", "--model", run, "--count", "2", "--target", "porosity=0.5",
+                           "--out", tmp_path / "plain")  # fmt: skip
+    assert code == 2 and "draws without conditions" in err
+    assert not (tmp_path / "plain").exists()
+
+
+def test_training_measures_generation_into_the_study_metric(tiny_labelled, tmp_path):
+    import pandas as pd
+
+    from pvae.vae.config import experiment_from_dict
+    from pvae.vae.runs import train_run
+
+    config = experiment_from_dict({
+        "name": "gen", "model": {"latent_dim": 6, "base_channels": 4, "regressor_hidden": [8]},
+        "train": {"epochs": 2, "batch_size": 8, "generation_every": 1,
+                  "generation_samples": 6, "generation_weight": 0.5},
+    })  # fmt: skip
+    train_run(config, tiny_labelled, tmp_path / "run", progress=False)
+    history = pd.read_parquet(tmp_path / "run" / "history.parquet")
+    assert history["val_realism"].between(0, 1).all()
+    assert history["val_coverage"].between(0, 1).all()
+    expected = history["val_recon"] + history["val_reg"] + 0.5 * (1 - history["val_realism"])
+    np.testing.assert_allclose(history["val_objective"], expected, rtol=1e-9)
+    with pytest.raises(PvaeError, match="generation_every = 1"):
+        experiment_from_dict({"train": {"generation_weight": 1.0, "generation_every": 2}})
