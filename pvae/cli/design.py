@@ -44,6 +44,36 @@ def _add_model(parser, dataset_help: str) -> None:
     parser.add_argument("--dataset", type=Path, help=dataset_help)
 
 
+def _add_targets(parser) -> None:
+    parser.add_argument(
+        "--target",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="porosity=0.7 k_xx=2.0 (lattice units, superficial); repeatable",
+    )
+    parser.add_argument(
+        "--targets", type=Path, help="CSV of many targets (research or plain layout)"
+    )
+
+
+def _targets(args, required: bool) -> list:
+    """(id, target) pairs from --target or --targets."""
+    from pvae.core.errors import PvaeError
+    from pvae.design.targets import parse_target, targets_from_csv
+
+    if args.target and args.targets:
+        raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv, not both")
+    if args.targets:
+        return targets_from_csv(args.targets)
+    if args.target:
+        return [("target", parse_target(args.target))]
+    if required:
+        raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv")
+    return []
+
+
 def register(commands) -> None:
     """Add ``pvae latent``, ``pvae interpolate`` and ``pvae inverse``."""
     latent = commands.add_parser(
@@ -68,22 +98,28 @@ def register(commands) -> None:
     add_lbm(interp)
     interp.set_defaults(run=run_interpolate)
 
+    space = commands.add_parser(
+        "design-space",
+        help="a catalogue's samples in (porosity, log10 K, anisotropy), the region they "
+        "cover, and whether targets lie in it",
+    )
+    space.add_argument("--model", type=Path, help="the design pool of this model (its "
+                       "training split of --dataset or of its own data)")  # fmt: skip
+    space.add_argument("--dataset", type=Path, help="every labelled sample of this dataset "
+                       "(without --model)")  # fmt: skip
+    _add_targets(space)
+    space.add_argument("--out", type=Path, default=Path("design_space.png"), help="figure (PNG)")
+    space.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    space.add_argument("--json", action="store_true", help="print the summary as JSON")
+    space.set_defaults(run=run_design_space)
+
     inverse = commands.add_parser("inverse", help="structures with target properties, LBM-verified")
     _add_model(
         inverse,
         "dataset to start from and compare with (default: the model's training split; "
         "the model's own dataset always contributes only its training split)",
     )
-    inverse.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="porosity=0.7, k_xx=2.0 (lattice units, superficial); repeatable",
-    )
-    inverse.add_argument(
-        "--targets", type=Path, help="CSV of many targets (research or plain layout)"
-    )
+    _add_targets(inverse)
     inverse.add_argument(
         "--critic",
         type=Path,
@@ -177,24 +213,65 @@ def _verdict(row) -> str:
     return line
 
 
+def run_design_space(args) -> int:
+    from pvae.core.atomic import atomic_file, check_out
+    from pvae.core.errors import PvaeError
+    from pvae.data.datasets import resolve_dataset
+    from pvae.data.store import open_dataset
+    from pvae.design.design_space import DesignSpace, design_space_figure, outside_note
+    from pvae.design.pool import design_pool
+
+    if args.model is None and args.dataset is None:
+        raise PvaeError("give --model (its design pool) or --dataset (all its labelled samples)")
+    targets = _targets(args, required=False)
+    if args.out.suffix.lower() != ".png":
+        raise PvaeError(f"--out {args.out}: the figure is a PNG (name it *.png)")
+    check_out(args.out, args.overwrite)
+    if args.model is not None:
+        loaded, store, _ = _load(args)
+        pool = design_pool(loaded, store)
+        space = DesignSpace.of_rows(store, pool.rows, pool.description)
+    else:
+        store = open_dataset(resolve_dataset(args.dataset))
+        rows = store.manifest.index[store.manifest["porosity"].notna()]
+        space = DesignSpace.of_rows(store, rows, f"{store.root} ({len(rows)} labelled samples)")
+    located = [(tid, t, space.locate(t)) for tid, t in targets]
+    with atomic_file(args.out) as tmp:
+        design_space_figure(space, targets, tmp)
+    summary = space.summary()
+    if args.json:
+        print_json({"design_space": summary, "figure": str(args.out),
+                    "targets": [{"id": tid, "target": t} | where
+                                for tid, t, where in located]})  # fmt: skip
+        return 0
+    print(f"design space of {space.description}: {summary['samples']} samples x "
+          f"{summary['permutations']} axis orders; porosity {summary['porosity'][0]:.3f}-"
+          f"{summary['porosity'][1]:.3f}, log10 K mean {summary['log10_k_mean'][0]:.2f} to "
+          f"{summary['log10_k_mean'][1]:.2f}, anisotropy up to {summary['anisotropy'][1]:.2f} "
+          f"decades; samples lie within {summary['radius']:.1f} tolerance units of each "
+          "other")  # fmt: skip
+    for tid, _, where in located:
+        if where["inside"]:
+            print(f"{tid}: inside ({where['distance']:.1f} tolerance units from "
+                  f"{where['nearest_sample']})")  # fmt: skip
+        else:
+            print(f"{tid}: {outside_note(where, 'the catalogue')}")
+    print(f"figure: {args.out}")
+    return 0
+
+
 def run_inverse(args) -> int:
     import warnings
 
-    from pvae.core.errors import PvaeError
     from pvae.core.warnings import PvaeWarning
     from pvae.data.imaging import structure_formats
     from pvae.design.inverse import InverseSettings
     from pvae.design.inverse_report import run_inverse as run
     from pvae.design.pool import design_pool
-    from pvae.design.targets import parse_target, targets_from_csv
     from pvae.vae.critic import critic_candidates, find_critic
 
-    if bool(args.target) == bool(args.targets):
-        raise PvaeError("give --target NAME=VALUE (repeatable) or --targets FILE.csv")
     formats = structure_formats(args.formats)
-    targets = (
-        targets_from_csv(args.targets) if args.targets else [("target", parse_target(args.target))]
-    )
+    targets = _targets(args, required=True)
     given = {n: getattr(args, n) for n, _, _ in SEARCH if getattr(args, n) is not None}
     if "candidates" in given and "starts" not in given:
         given["starts"] = max(given["candidates"], InverseSettings.starts)

@@ -38,7 +38,7 @@ def register(commands) -> None:
     )
     _add_model(sample, "the model's training data (default: the recorded one)")
     sample.add_argument("--count", type=int, default=8, help="structures to draw")
-    sample.add_argument("--target", nargs="+", default=[], metavar="NAME=VALUE",
+    sample.add_argument("--target", action="extend", nargs="+", default=[], metavar="NAME=VALUE",
                         help="draw structures with these properties: porosity, k_xx, k_yy, "
                         "k_zz (lattice units), any subset")  # fmt: skip
     sample.add_argument("--seed", type=int, default=0)

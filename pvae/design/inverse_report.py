@@ -19,6 +19,7 @@ import pandas as pd
 from pvae.core.atomic import atomic_directory, atomic_write_json
 from pvae.core.progress import progress_bar
 from pvae.data.imaging import structure_formats, write_structure
+from pvae.design.design_space import DesignSpace, outside_note
 from pvae.design.inverse import InverseSettings, design
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, lookup
@@ -126,7 +127,8 @@ def run_inverse(
     pool : DesignPool, optional
         Starts, novelty references and the lookup baseline.
     allow_extrapolation : bool
-        Attempt targets outside the training data instead of reporting them.
+        Attempt targets outside the training data's ranges or outside the pool's
+        design space (:mod:`pvae.design.design_space`) instead of reporting them.
     critic : SurrogateEnsemble, optional
         The physics critic (:func:`pvae.vae.critic.find_critic`), recorded as ``critic_file``.
     overwrite : bool
@@ -141,11 +143,17 @@ def run_inverse(
         One row per target: ``id``, ``status`` (``designed`` / ``outside_training_data``
         / ``no_novel_design``), ``success``, ``score``, ``novelty``, the target, the
         best candidate's predicted, critic and verified values, ``baseline_sample``,
-        ``baseline_score``, ``baseline_success``, ``note``.
+        ``baseline_score``, ``baseline_success``, ``note``; with a pool also
+        ``design_space_distance`` and ``design_space_radius`` (tolerance units) and the
+        nearest reachable property vector, ``nearest_reachable`` (pool sample, axis
+        order) and ``nearest_reachable_porosity`` / ``_k_xx`` / ``_k_yy`` / ``_k_zz``.
     """
     settings = settings or InverseSettings()
     formats = structure_formats(formats)
     index = NoveltyIndex(pool.images(), device) if pool is not None else None
+    space = None
+    if pool is not None:
+        space = DesignSpace.of_rows(pool.store, pool.rows, pool.description, required=False)
     rows = []
     single = len(targets) == 1
     with (
@@ -153,8 +161,16 @@ def run_inverse(
         progress_bar(len(targets), "inverse design", progress, unit="target") as bar,
     ):
         for target_id, target in targets:
-            problems = coverage_problems(target, loaded.target_ranges)
             row = {"id": target_id, **{f"target_{k}": v for k, v in target.items()}}
+            problems = coverage_problems(target, loaded.target_ranges)
+            if space is not None:
+                where = space.locate(target)
+                row |= {"design_space_distance": where["distance"],
+                        "design_space_radius": where["radius"],
+                        "nearest_reachable": where["nearest_sample"]}  # fmt: skip
+                row |= {f"nearest_reachable_{k}": v for k, v in where["nearest"].items()}
+                if not where["inside"]:
+                    problems.append(outside_note(where, "the pool"))
             baseline = lookup(pool, target) if pool is not None else {}
             row |= baseline
             if problems and not allow_extrapolation:

@@ -104,9 +104,15 @@ class Parent:
     @property
     def name(self) -> str:
         """``<sample_id>`` or ``<sample_id>@<perm>`` for a permuted one."""
-        if self.symmetry.perm == (0, 1, 2):
-            return self.sample_id
-        return f"{self.sample_id}@{''.join('zyx'[p] for p in self.symmetry.perm)}"
+        return permuted_name(self.sample_id, self.symmetry)
+
+
+def permuted_name(sample_id: str, symmetry: CubeSymmetry) -> str:
+    """``<sample_id>``, or ``<sample_id>@<axes>`` for a sample under an axis permutation
+    (e.g. ``@xyz``: array axes reordered x, y, z)."""
+    if symmetry.perm == (0, 1, 2):
+        return sample_id
+    return f"{sample_id}@{''.join('zyx'[p] for p in symmetry.perm)}"
 
 
 def nearest_parents(

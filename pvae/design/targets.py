@@ -38,6 +38,8 @@ def parse_target(items: list[str]) -> dict[str, float]:
             raise PvaeError(
                 f"--target {item}: unknown property {name!r}; choose from {', '.join(PROPERTIES)}"
             )
+        if name in target:
+            raise PvaeError(f"--target {item}: {name} is given twice")
         try:
             target[name] = float(value)
         except ValueError:

@@ -18,7 +18,7 @@ LABELS = {
 
 def save(fig, path: Path) -> Path:
     """Save a figure as PNG (150 dpi) and close it."""
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path, dpi=150, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
 
@@ -280,4 +280,43 @@ def traversal_plot(images: np.ndarray, offsets: np.ndarray, path: Path) -> Path:
     fig.suptitle(
         "latent traversal from the mean along principal directions (middle z-slice)", fontsize=9
     )
+    return save(fig, path)
+
+
+def design_space_plot(panels: list, families: np.ndarray, targets: list, title: str,
+                      path: Path) -> Path:  # fmt: skip
+    """Samples of a catalogue in property space with the region they cover.
+
+    Parameters
+    ----------
+    panels : list of dict
+        One per panel: ``x``, ``y`` (axis labels), ``points`` (P, 2) sample
+        coordinates, ``grid_x`` (A,), ``grid_y`` (B,) and ``inside`` (B, A) bool, the
+        region on that grid; coordinates in the axes' own units.
+    families : np.ndarray of str, shape (P,)
+        Colours the samples.
+    targets : list of dict
+        ``points`` (one (2,) per panel) and ``inside`` (bool) each.
+    title : str
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
+    for i, (ax, panel) in enumerate(zip(axes[0], panels, strict=True)):
+        ax.contourf(panel["grid_x"], panel["grid_y"], panel["inside"].astype(float),
+                    levels=[0.5, 1.5], colors=["#d9e7f5"])  # fmt: skip
+        ax.contour(panel["grid_x"], panel["grid_y"], panel["inside"].astype(float),
+                   levels=[0.5], colors=["#4a78a8"], linewidths=1)  # fmt: skip
+        for family in sorted(set(families)):
+            mine = families == family
+            ax.scatter(*panel["points"][mine].T, s=6, alpha=0.6, label=family or "samples")
+        labelled = set()
+        for target in targets:
+            kind = "target inside" if target["inside"] else "target outside"
+            ax.scatter(*target["points"][i], marker="*" if target["inside"] else "X", s=90,
+                       c="black" if target["inside"] else "red", zorder=5,
+                       label=None if kind in labelled else kind)  # fmt: skip
+            labelled.add(kind)
+        ax.set(xlabel=panel["x"], ylabel=panel["y"])
+    axes[0, 0].legend(fontsize=7, markerscale=1.5)
+    fig.suptitle(f"{title}\nshaded: the region the samples cover (any axis order)", fontsize=9)
+    fig.tight_layout()
     return save(fig, path)
