@@ -298,6 +298,8 @@ def run_inverse(args) -> int:
     for row in summary.to_dict(orient="records"):
         if row["status"] == "designed":
             print(_verdict(row))
+            if row.get("note"):
+                print(f"  note: {row['note']}")
         elif row["status"] == "outside_training_data":
             print(f"{row['id']}: not attempted, {row['note']}")
         else:

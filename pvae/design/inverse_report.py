@@ -127,8 +127,10 @@ def run_inverse(
     pool : DesignPool, optional
         Starts, novelty references and the lookup baseline.
     allow_extrapolation : bool
-        Attempt targets outside the training data's ranges or outside the pool's
-        design space (:mod:`pvae.design.design_space`) instead of reporting them.
+        Attempt targets outside the training data's ranges instead of reporting them.
+        Targets inside the ranges but outside the pool's design space
+        (:mod:`pvae.design.design_space`) are attempted, with a note naming the nearest
+        reachable property vector.
     critic : SurrogateEnsemble, optional
         The physics critic (:func:`pvae.vae.critic.find_critic`), recorded as ``critic_file``.
     overwrite : bool
@@ -162,7 +164,8 @@ def run_inverse(
     ):
         for target_id, target in targets:
             row = {"id": target_id, **{f"target_{k}": v for k, v in target.items()}}
-            problems = coverage_problems(target, loaded.target_ranges)
+            problems = coverage_problems(target, loaded.target_ranges)  # not attempted
+            beyond = []  # attempted: reaching beyond the catalogue is what design is for
             if space is not None:
                 where = space.locate(target)
                 row |= {"design_space_distance": where["distance"],
@@ -170,12 +173,13 @@ def run_inverse(
                         "nearest_reachable": where["nearest_sample"]}  # fmt: skip
                 row |= {f"nearest_reachable_{k}": v for k, v in where["nearest"].items()}
                 if not where["inside"]:
-                    problems.append(outside_note(where, "the pool"))
+                    beyond.append(outside_note(where, "the pool"))
             baseline = lookup(pool, target) if pool is not None else {}
             row |= baseline
             if problems and not allow_extrapolation:
+                note = "; ".join(problems + beyond)
                 rows.append(row | {"status": "outside_training_data", "success": False,
-                                   "score": math.inf, "note": "; ".join(problems)})  # fmt: skip
+                                   "score": math.inf, "note": note})  # fmt: skip
                 bar.update()
                 continue
             table, images = design(loaded, target, pool, settings, lbm, device, critic, index)
@@ -195,7 +199,7 @@ def run_inverse(
                 "score": float(best["score"]),
                 "novelty": float(best["novelty"]),
                 "lbm_solves": int(table["lbm_solves"].sum()),
-                "note": "; ".join(problems),
+                "note": "; ".join(problems + beyond),
             }
             prefixes = ("verified_", "predicted_", "critic_")
             row |= {c: best[c] for c in table.columns if c.startswith(prefixes)}
