@@ -60,6 +60,7 @@ from pvae.design.pool import design_pool, lookup  # noqa: E402
 from pvae.design.targets import coverage_problems, dataset_targets, midpoint_targets  # noqa: E402
 from pvae.physics.lbm import LBMSettings  # noqa: E402
 from pvae.vae.critic import find_critic  # noqa: E402
+from pvae.vae.prior import find_prior  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,6 +208,7 @@ def main() -> None:
     companion = open_dataset(args.companion)
     pool = design_pool(loaded, open_dataset(loaded.dataset_path))
     critic, critic_file = find_critic(args.model, loaded)
+    prior = find_prior(args.model, loaded.model.config.latent_dim)
     index = NoveltyIndex(pool.images())
     settings = InverseSettings()
     lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
@@ -219,6 +221,7 @@ def main() -> None:
         "machine": machine(),
         "model": str(args.model),
         "critic": str(critic_file),
+        "prior": prior.name,
         "pool": pool.description,
         "companion": str(args.companion),
         "companion_fingerprint": companion.fingerprint,
@@ -235,7 +238,7 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             table, _ = design(loaded, target, pool, settings, lbm, critic=critic,
-                              novelty_index=index)  # fmt: skip
+                              novelty_index=index, prior=prior)  # fmt: skip
             seconds = time.perf_counter() - start
             best = table.iloc[0] if len(table) else pd.Series({"success": False, "score": np.inf})
             novelty = float(best.get("novelty", np.nan))

@@ -145,6 +145,23 @@ def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
                            "--out", tmp_path / "plain")  # fmt: skip
     assert code == 2 and "draws without conditions" in err
     assert not (tmp_path / "plain").exists()
+    # inverse design screens the conditional draws beside its recombinations
+    from pvae.design.inverse import InverseSettings, _prior_candidates
+    from pvae.vae.critic import find_critic
+    from pvae.vae.loading import load_model
+    from pvae.vae.prior import StandardNormalPrior, find_prior
+
+    loaded = load_model(model)
+    prior = find_prior(model, loaded.model.config.latent_dim)
+    critic, _ = find_critic(model, loaded)
+    settings = InverseSettings(prior_samples=4)
+    target = {"porosity": 0.5, "k_xx": 0.1}
+    drawn = _prior_candidates(loaded, prior, target, 0.5, settings, "cpu", critic)
+    assert len(drawn) == 12 and drawn.kinds[:4] == ["prior"] * 4  # at n and n -/+ 0.01
+    np.testing.assert_allclose(drawn.images.mean(axis=(1, 2, 3))[:4], 0.5, atol=1 / 4096)
+    assert np.isfinite(drawn.log10_k).all()
+    plain = StandardNormalPrior(loaded.model.config.latent_dim)
+    assert _prior_candidates(loaded, plain, target, 0.5, settings, "cpu", critic) is None
 
 
 def test_training_measures_generation_into_the_study_metric(tiny_labelled, tmp_path):

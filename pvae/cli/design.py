@@ -16,6 +16,7 @@ SEARCH = (  # inverse-design options: (InverseSettings field, type, help)
     ("starts", int, "latent starts optimised per target"),
     ("parents", int, "pool samples (any axis order) nearest to the target, recombined"),
     ("mixtures", int, "two-parent recombinations screened by the critic per target"),
+    ("prior_samples", int, "draws of the model's conditional prior (prior.pt) screened too"),
     ("steps", int, "optimisation steps"),
     ("critic_weight", float, "weight of the critic's error on the decoded structure"),
     ("regressor_weight", float, "weight of the regressor's error at z"),
@@ -269,6 +270,7 @@ def run_inverse(args) -> int:
     from pvae.design.inverse_report import run_inverse as run
     from pvae.design.pool import design_pool
     from pvae.vae.critic import critic_candidates, find_critic
+    from pvae.vae.prior import find_prior
 
     formats = structure_formats(args.formats)
     targets = _targets(args, required=True)
@@ -288,9 +290,10 @@ def run_inverse(args) -> int:
             PvaeWarning,
             stacklevel=1,
         )
+    prior = find_prior(args.model, loaded.model.config.latent_dim)
     summary = run(loaded, targets, args.out, pool, settings, lbm_settings(args), device,
                   args.allow_extrapolation, args.progress, critic, critic_file,
-                  args.overwrite, formats)  # fmt: skip
+                  args.overwrite, formats, prior)  # fmt: skip
     designed = summary[summary["status"] == "designed"]
     if args.json:
         print_json([nest_permeability(row) for row in summary.to_dict(orient="records")])

@@ -37,6 +37,11 @@ superficial convention):
    *verified* error in tolerance units (porosity 0.02, log10 K 0.1): a score <= 1 is a
    success.
 
+A model with a conditional prior (``prior.pt`` beside it: latent diffusion,
+:mod:`pvae.vae.diffusion`) adds ``prior_samples`` draws conditioned on the target to the
+screened candidates of step 4, beside the recombinations: structures that no two
+catalogue samples make, which reach where the recombinations cannot.
+
 Targets outside the range of the training data are reported as such and not attempted.
 """
 
@@ -88,6 +93,9 @@ class InverseSettings:
         whose latents span the search (:mod:`pvae.design.recombination`).
     mixtures : int
         Two-parent mixtures screened by the critic per target.
+    prior_samples : int
+        Draws of the model's conditional prior, conditioned on the target, screened
+        beside the mixtures (0 = none; used when a conditional prior is given).
     steps : int
         Adam steps on z.
     lr : float
@@ -113,6 +121,7 @@ class InverseSettings:
     starts: int = 16
     parents: int = 8
     mixtures: int = 256
+    prior_samples: int = 64
     steps: int = 30
     lr: float = 0.05
     critic_weight: float = 1.0
@@ -135,6 +144,8 @@ class InverseSettings:
             problems.append("parents >= 1")
         if self.mixtures < self.starts:
             problems.append("mixtures >= starts")
+        if self.prior_samples < 0:
+            problems.append("prior_samples >= 0")
         if self.steps < 0:
             problems.append("steps >= 0")
         if not self.lr > 0 or not self.temperature > 0:
@@ -217,7 +228,7 @@ class _Candidates:
             np.concatenate([self.predicted, other.predicted]))  # fmt: skip
 
 
-def _starts(loaded, pool, target, porosity, settings, device, critic) -> _Starts:
+def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None) -> _Starts:
     """Initial search variables of a target.
 
     With a pool: parents nearest to the target are encoded into a basis and
@@ -235,6 +246,9 @@ def _starts(loaded, pool, target, porosity, settings, device, critic) -> _Starts
     ----------
     porosity : float or None
         Pore fraction to binarize at; None = each decode's expected pore fraction.
+    prior : optional
+        A conditional prior (:class:`pvae.vae.diffusion.DiffusionPrior`): its draws for
+        the target join the screened candidates (:func:`_prior_candidates`).
     """
     rng = np.random.default_rng(settings.seed)
     if pool is None:
@@ -261,8 +275,37 @@ def _starts(loaded, pool, target, porosity, settings, device, critic) -> _Starts
         for step in (s for s in (-POROSITY_STEP, POROSITY_STEP) if 0 < porosity + s < 1):
             kinds = [f"{k}@n={porosity + step:.3f}" for k in found.kinds]
             screened = screened.extend(candidates(_decoded(loaded, z, porosity + step)[0], kinds))
+    screened = screened.extend(_prior_candidates(loaded, prior, target, porosity, settings,
+                                                 device, critic))  # fmt: skip
     return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
                    basis.images[best.pairs], screened.offset[picked], screened)  # fmt: skip
+
+
+def _prior_candidates(loaded, prior, target, porosity, settings, device,
+                      critic) -> "_Candidates | None":  # fmt: skip
+    """``prior_samples`` draws of a conditional prior for the target, decoded, binarized
+    at ``porosity`` (and ``POROSITY_STEP`` off it) and scored by the critic; None
+    without a conditional prior. They have no parents: no residual correction, no
+    parent overlap (novelty is measured against the pool when they are picked)."""
+    if prior is None or not hasattr(prior, "target_names") or not settings.prior_samples:
+        return None
+    wanted = target_vector(target, loaded.targets)
+    condition = {name: float(v) for name, v in zip(loaded.targets, wanted, strict=True)
+                 if np.isfinite(v) and name in prior.target_names}  # fmt: skip
+    generator = torch.Generator().manual_seed(settings.seed)
+    z = prior.sample(settings.prior_samples, generator, condition).to(device)
+    steps = [0.0] + [s for s in (-POROSITY_STEP, POROSITY_STEP)
+                     if porosity is not None and 0 < porosity + s < 1]  # fmt: skip
+    found = None
+    for step in steps:
+        at = None if porosity is None else porosity + step
+        images, predicted = _decoded(loaded, z, at)
+        suffix = "" if step == 0 else f"@n={at:.3f}"
+        drawn = _Candidates(images, _critic_log10_k(loaded, critic, images),
+                            np.zeros((len(images), 3)), np.zeros(len(images)),
+                            [f"prior{suffix}"] * len(images), predicted)  # fmt: skip
+        found = drawn if found is None else found.extend(drawn)
+    return found
 
 
 def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None) -> np.ndarray:
@@ -475,6 +518,7 @@ def design(
     device: str = "cpu",
     critic: SurrogateEnsemble | None = None,
     novelty_index: NoveltyIndex | None = None,
+    prior=None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Design, verify and rank candidate structures for one target.
 
@@ -494,6 +538,9 @@ def design(
         Scores the decoded structures during optimisation and screening.
     novelty_index : NoveltyIndex, optional
         The pool's structures, for ``novelty`` (NaN without it).
+    prior : optional
+        The model's prior (:func:`pvae.vae.prior.find_prior`); a conditional one adds
+        its draws for the target to the candidates (module docstring).
 
     Returns
     -------
@@ -509,7 +556,8 @@ def design(
     """
     settings = settings or InverseSettings()
     goal = target_vector(target, loaded.targets)
-    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic)
+    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic,
+                     prior)  # fmt: skip
     x0, basis, kinds = starts.x, starts.basis, starts.kinds
     porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
     ks = k_targets(target)

@@ -117,6 +117,7 @@ def run_inverse(
     critic_file: str | Path | None = None,
     overwrite: bool = False,
     formats: str | Sequence[str] = INVERSE_FORMATS,
+    prior=None,
 ) -> pd.DataFrame:
     """Design every target, verify, and write the results under ``out`` (atomically).
 
@@ -138,6 +139,9 @@ def run_inverse(
     formats : str or sequence of str
         Files of each candidate, from ``npy``, ``tif``, ``bmp``, ``vti`` (or one
         comma-separated string); ``npy`` is always written (``designs.parquet`` refers to it).
+    prior : optional
+        The model's prior (:func:`pvae.vae.prior.find_prior`); a conditional one adds
+        draws for each target to the candidates (:func:`pvae.design.inverse.design`).
 
     Returns
     -------
@@ -182,7 +186,8 @@ def run_inverse(
                                    "score": math.inf, "note": note})  # fmt: skip
                 bar.update()
                 continue
-            table, images = design(loaded, target, pool, settings, lbm, device, critic, index)
+            table, images = design(loaded, target, pool, settings, lbm, device, critic, index,
+                                   prior)  # fmt: skip
             if not len(table):
                 note = f"every optimised structure has novelty < {settings.min_novelty:g}"
                 rows.append(row | {"status": "no_novel_design", "success": False,
