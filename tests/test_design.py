@@ -12,6 +12,7 @@ import torch
 from pvae.core.errors import PvaeError
 from pvae.data.imaging import read_image
 from pvae.data.store import open_dataset
+from pvae.design.active import CriticLearner
 from pvae.design.inverse import InverseSettings, design, optimise_latents
 from pvae.design.latent import lerp, slerp
 from pvae.design.novelty import NoveltyIndex
@@ -373,6 +374,11 @@ def test_refinement_is_bounded_by_the_lbm_budget_and_keeps_verified_images(train
     ]
     assert (first["lbm_solves"] == 1).all()
     assert table["score"].iloc[0] <= first["score"].iloc[0]
+    # active learning: the critic learns every verified design, on no extra LBM solve
+    learner = CriticLearner(critic, pool, steps=2, batch=4)
+    learned = design(loaded, target, pool, settings, FAST_LBM, critic=critic, learner=learner)[0]
+    assert learner.summary()["designs"] == learned["lbm_solves"].sum() <= 5
+    assert len(learner.history) >= 1 and learner.critic is not critic
 
 
 def test_min_novelty_rejects_near_copies_and_json_is_strict(trained_run, tmp_path, run_cli):

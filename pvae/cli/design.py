@@ -23,6 +23,11 @@ SEARCH = (  # inverse-design options: (InverseSettings field, type, help)
     ("prior_weight", float, "weight of |z|^2 / L"),
     ("consistency_weight", float, "encode-decode consistency term (research code)"),
     ("lbm_budget", int, "LBM verifications per target, at most"),
+    (
+        "critic_steps",
+        int,
+        "critic fine-tuning steps per round of verified designs (active learning, 0 = off)",
+    ),
     ("min_novelty", float, "reject finalists closer than this to a pool sample"),
     ("seed", int, "seed of the starts"),
 )

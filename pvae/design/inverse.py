@@ -54,6 +54,7 @@ import torch
 
 from pvae.core.errors import PvaeError
 from pvae.data.imaging.binarize import binarize_at
+from pvae.design.active import CriticLearner
 from pvae.design.latent import decode_logits, predict_images
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, nearest_parents
@@ -109,6 +110,9 @@ class InverseSettings:
     lbm_budget : int
         LBM verifications per target, at most (the first round verifies ``candidates``;
         later rounds verify re-ranked candidates while none succeeds).
+    critic_steps : int
+        With a :class:`~pvae.design.active.CriticLearner`, its fine-tuning steps per
+        member after each round of verifications (active learning; 0 = off).
     min_novelty : float
         Finalists must have novelty >= this (0 = report novelty, reject nothing).
     screen_slack : float
@@ -130,6 +134,7 @@ class InverseSettings:
     consistency_weight: float = 0.0
     temperature: float = 1.0
     lbm_budget: int = 12
+    critic_steps: int = 20
     min_novelty: float = 0.0
     screen_slack: float = 0.5
     seed: int = 0
@@ -146,8 +151,8 @@ class InverseSettings:
             problems.append("mixtures >= starts")
         if self.prior_samples < 0:
             problems.append("prior_samples >= 0")
-        if self.steps < 0:
-            problems.append("steps >= 0")
+        if self.steps < 0 or self.critic_steps < 0:
+            problems.append("steps and critic_steps >= 0")
         if not self.lr > 0 or not self.temperature > 0:
             problems.append("lr and temperature > 0")
         weights = (self.critic_weight, self.regressor_weight, self.prior_weight,
@@ -519,6 +524,8 @@ def design(
     critic: SurrogateEnsemble | None = None,
     novelty_index: NoveltyIndex | None = None,
     prior=None,
+    learner: CriticLearner | None = None,
+    label: str = "",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Design, verify and rank candidate structures for one target.
 
@@ -541,6 +548,12 @@ def design(
     prior : optional
         The model's prior (:func:`pvae.vae.prior.find_prior`); a conditional one adds
         its draws for the target to the candidates (module docstring).
+    learner : CriticLearner, optional
+        Replaces ``critic`` with its tuned critic, and learns from every round of
+        verifications (:mod:`pvae.design.active`); the same learner carries what it
+        learned to the next target.
+    label : str
+        The target's name in the learner's history.
 
     Returns
     -------
@@ -555,6 +568,8 @@ def design(
         The finalists' structures in the same order, True = pore.
     """
     settings = settings or InverseSettings()
+    if learner is not None:
+        critic = learner.critic
     goal = target_vector(target, loaded.targets)
     starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic,
                      prior)  # fmt: skip
@@ -582,8 +597,9 @@ def design(
     table["lbm_solves"] = 1
     state = _Finalists(optimised.take(picked), novelty, match, table)
     rest = np.setdiff1d(np.arange(len(optimised)), picked)
-    _refine(state, optimised.take(rest).extend(starts.screened), target, settings, lbm, device,
-            novelty_index)  # fmt: skip
+    rest = optimised.take(rest).extend(starts.screened)
+    learning = None if learner is None else (loaded, learner, label)
+    _refine(state, rest, target, settings, lbm, device, novelty_index, learning)
     return _report(loaded, state, pool)
 
 
@@ -596,7 +612,7 @@ def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.where(both, verified - np.where(both, expected, 0.0), fallback)
 
 
-def _refine(state, rest, target, settings, lbm, device, index) -> None:
+def _refine(state, rest, target, settings, lbm, device, index, learning=None) -> None:
     """Verify more candidates while no finalist succeeds and the LBM budget allows.
 
     Every verification measures the critic's remaining bias on this target's
@@ -606,25 +622,45 @@ def _refine(state, rest, target, settings, lbm, device, index) -> None:
     estimated error alone (no slack for novelty: a target not met by the first round
     gets the surest candidates), and verifies the best of them for the failed slots,
     each slot keeping its better structure.
+
+    With ``learning`` (the model, a :class:`~pvae.design.active.CriticLearner` and the
+    target's label) the critic is fine-tuned on every round as it is verified, and
+    the next round's estimates (and the bias measured so far) come from the tuned
+    critic.
     """
     names = [f"verified_log10_{k}" for k in K_TARGETS]
+    rounds, estimates = [], []  # (candidates, verification) per round; their log10 K now
 
-    def bias_of(found, table):
-        return _offset(table[names].to_numpy(float), found.log10_k + found.offset)
+    def verified(found, table):
+        rounds.append((found, table))
+        estimates.append(found.log10_k)
+        if learning is not None:
+            _, learner, label = learning
+            k = table[[f"verified_{k}" for k in K_TARGETS]].to_numpy(float)
+            learner.learn(found.images, k, label)
 
-    measured = [bias_of(state.found, state.table)]
+    verified(state.found, state.table)
     solves = len(state.table)
     while (k_targets(target) and len(rest) and not state.table["success"].any()
            and solves < settings.lbm_budget):  # fmt: skip
+        if learning is not None:  # the tuned critic re-scores what is left and what was seen
+            critic = learning[1].critic
+            rest.log10_k = _critic_log10_k(learning[0], critic, rest.images)
+            estimates = [_critic_log10_k(learning[0], critic, f.images) for f, _ in rounds]
+        bias = np.concatenate(
+            [
+                _offset(table[names].to_numpy(float), estimate + found.offset)
+                for (found, table), estimate in zip(rounds, estimates, strict=True)
+            ]
+        ).mean(axis=0)
         slots = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
-        bias = np.concatenate(measured).mean(axis=0)
         order = _ranking(rest, target, settings, bias, slack=0.0)  # the surest first now
         picked, novelty, match = _pick(order, rest.images, index, settings.min_novelty, len(slots))
         if not picked:
             break
         new = rest.take(picked)
         result = score_designs(verify_structures(new.images, lbm, device), target)
-        measured.append(bias_of(new, result))
+        verified(new, result)
         solves += len(picked)
         rest = rest.take(np.setdiff1d(np.arange(len(rest)), picked))
         for j, i in enumerate(slots[: len(picked)]):

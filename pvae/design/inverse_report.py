@@ -8,6 +8,9 @@ slice format) and ``candidate_XX.vti`` (VTK ImageData for ParaView); ``formats``
 Always ``summary.parquet`` / ``summary.json``: per target the best design's verdict
 and novelty beside the lookup baseline's verdict (the nearest pool sample,
 :func:`pvae.design.pool.lookup`), so a user sees at once whether design beat lookup.
+With a critic, the run fine-tunes it on its verified designs (:mod:`pvae.design.active`)
+and writes the tuned critic as ``critic_tuned.pt``; ``summary.json`` records, per
+round, the critic's error on the designs before it learned them.
 """
 
 import math
@@ -19,6 +22,7 @@ import pandas as pd
 from pvae.core.atomic import atomic_directory, atomic_write_json
 from pvae.core.progress import progress_bar
 from pvae.data.imaging import structure_formats, write_structure
+from pvae.design.active import CriticLearner
 from pvae.design.design_space import DesignSpace, outside_note
 from pvae.design.inverse import InverseSettings, design
 from pvae.design.novelty import NoveltyIndex
@@ -84,7 +88,7 @@ def _write_designs(
     design_figure(images, table, target, folder / "designs.png", lbm, device)
 
 
-def _summary_json(summary: pd.DataFrame, pool: DesignPool | None, critic_file) -> dict:
+def _summary_json(summary: pd.DataFrame, pool: DesignPool | None, critic_file, learner) -> dict:
     designed = summary[summary["status"] == "designed"]
     attempted = summary[summary["status"] != "outside_training_data"]
 
@@ -100,6 +104,7 @@ def _summary_json(summary: pd.DataFrame, pool: DesignPool | None, critic_file) -
         "median_novelty": float(designed["novelty"].median()) if len(designed) else None,
         "pool": pool.description if pool is not None else None,
         "critic": str(critic_file) if critic_file is not None else None,
+        "active_learning": None if learner is None else learner.summary(),
     }
 
 
@@ -156,6 +161,9 @@ def run_inverse(
     """
     settings = settings or InverseSettings()
     formats = structure_formats(formats)
+    learner = None
+    if critic is not None and pool is not None and settings.critic_steps:
+        learner = CriticLearner(critic, pool, settings.critic_steps, seed=settings.seed)
     index = NoveltyIndex(pool.images(), device) if pool is not None else None
     space = None
     if pool is not None:
@@ -187,7 +195,7 @@ def run_inverse(
                 bar.update()
                 continue
             table, images = design(loaded, target, pool, settings, lbm, device, critic, index,
-                                   prior)  # fmt: skip
+                                   prior, learner, target_id)  # fmt: skip
             if not len(table):
                 note = f"every optimised structure has novelty < {settings.min_novelty:g}"
                 rows.append(row | {"status": "no_novel_design", "success": False,
@@ -212,5 +220,7 @@ def run_inverse(
             bar.update()
         summary = pd.DataFrame(rows)
         summary.to_parquet(tmp / "summary.parquet", index=False)
-        atomic_write_json(tmp / "summary.json", _summary_json(summary, pool, critic_file))
+        atomic_write_json(tmp / "summary.json", _summary_json(summary, pool, critic_file, learner))
+        if learner is not None and learner.history:
+            learner.critic.save(tmp / "critic_tuned.pt")
     return summary
