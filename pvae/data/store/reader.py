@@ -128,6 +128,9 @@ class VoxelStore:
         }
 
 
-def open_dataset(root: str | Path) -> VoxelStore:
-    """Open a dataset directory for reading; see :class:`VoxelStore`."""
-    return VoxelStore(root)
+def open_dataset(root: "str | Path | VoxelStore") -> VoxelStore:
+    """Open a dataset directory for reading; see :class:`VoxelStore`.
+
+    An already open :class:`VoxelStore` is returned as it is.
+    """
+    return root if isinstance(root, VoxelStore) else VoxelStore(root)
