@@ -1,7 +1,7 @@
 """Does the model generate? Realism and coverage of prior samples, per prior.
 
-    python bench/bench_generation.py [--model runs/design] [--samples 64]
-        [--priors standard_normal gaussian diffusion] [--steps 4000] [--targets 12]
+    python bench/bench_generation.py [--model runs/design] [--samples 256]
+        [--priors standard_normal gaussian diffusion-pca diffusion] [--steps N] [--targets 12]
 
 For a trained pVAE (default: the design model, ``make design-model``), each prior is
 fitted to the model's training split (``pvae prior fit``; standard_normal needs none)
@@ -9,11 +9,15 @@ and ``--samples`` structures are drawn from it and scored against the data in th
 descriptor space of :mod:`pvae.data.descriptors` (:mod:`pvae.vae.generation`):
 realism (the share of draws as close to a training structure as training structures
 are to each other), coverage (the share of test structures with a draw that close),
-and the porosity range. For priors that take targets, ``--targets`` property vectors
-of the test split are asked for (8 draws each); the draws are scored by the
-dataset's CNN surrogate (the design critic) in the design tolerance (porosity within
-0.02, every log10 K_ii within 0.1 decade). The model's test-split Dice and LBM
-fidelity come from :func:`pvae.vae.evaluate.evaluate`. Writes
+and the porosity range. Reference rows: the validation split scored as if generated
+(what data itself reaches with its count of draws), and the test encodings decoded
+after projection on the ``--components`` leading principal components of the training
+encodings (the most any prior in that basis can reach), and with white noise added
+(how close to an encoding a draw must come). For priors that take targets,
+``--targets`` property vectors of the test split are asked for (8 draws each); the
+draws are scored by the dataset's CNN surrogate (the design critic) in the design
+tolerance (porosity within 0.02, every log10 K_ii within 0.1 decade). The model's
+test-split Dice and LBM fidelity come from :func:`pvae.vae.evaluate.evaluate`. Writes
 ``bench/results/generation.json`` and ``generation.md``; each fitted prior is kept as
 ``prior-<kind>.pt`` in the model's folder.
 """
@@ -31,17 +35,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
+from pvae.data.descriptors import descriptors  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.data.store.layout import SURROGATE  # noqa: E402
 from pvae.design.targets import tolerance_errors  # noqa: E402
 from pvae.surrogate import load_surrogate  # noqa: E402
+from pvae.vae.diffusion import LatentBasis  # noqa: E402
 from pvae.vae.evaluate import evaluate  # noqa: E402
-from pvae.vae.generation import decode_structures, measure_generation  # noqa: E402
+from pvae.vae.generation import (  # noqa: E402
+    decode_structures,
+    generation_metrics,
+    measure_generation,
+)
 from pvae.vae.loading import load_model  # noqa: E402
-from pvae.vae.prior import StandardNormalPrior, fit_prior, save_prior  # noqa: E402
+from pvae.vae.prior import (  # noqa: E402
+    StandardNormalPrior,
+    fit_prior,
+    prior_from_dict,
+    save_prior,
+    symmetric_encodings,
+)
 
-KINDS = ("standard_normal", "gaussian", "diffusion")
+KINDS = ("standard_normal", "gaussian", "diffusion-pca", "diffusion")
 PER_TARGET = 8
+#: White noise added to test encodings in the reference rows, as a share of their spread.
+NOISE = (0.1, 0.2, 0.4)
 
 
 def conditional_success(loaded, prior, store, rows, critic) -> dict:
@@ -75,17 +93,44 @@ def conditional_success(loaded, prior, store, rows, critic) -> dict:
     }
 
 
+@torch.no_grad()
+def reference_rows(loaded, store, splits, train, test, components, symmetries) -> dict:
+    """Rows that bound the priors: data scored as if generated, and PCA-projected encodings."""
+    descriptors_train, descriptors_test = descriptors(train), descriptors(test)
+    rows = {"data: validation split": generation_metrics(
+        descriptors(store.images(splits["val"])), descriptors_train, descriptors_test)}  # fmt: skip
+    labels = store.labels()[np.asarray(splits["train"])]
+    mu, _ = symmetric_encodings(loaded, train, labels[:, 1:].reshape(-1, 3, 3), labels[:, 0],
+                                symmetries)  # fmt: skip
+    basis = LatentBasis.fit(mu, components)
+    x = torch.from_numpy(test).float()[:, None]
+    encoded = torch.cat([loaded.model.encode(x[i : i + 16])[0] for i in range(0, len(x), 16)])
+    projected = decode_structures(loaded.model, basis.latents(basis.coefficients(encoded)))
+    rows[f"test encodings in {basis.size} components"] = generation_metrics(
+        descriptors(projected), descriptors_train, descriptors_test)  # fmt: skip
+    generator = torch.Generator().manual_seed(0)
+    for share in NOISE:  # how close to an encoding a draw must come
+        noisy = encoded + share * encoded.std() * torch.randn(encoded.shape, generator=generator)
+        rows[f"test encodings + {share:.0%} noise"] = generation_metrics(
+            descriptors(decode_structures(loaded.model, noisy)), descriptors_train,
+            descriptors_test)  # fmt: skip
+    return {name: {**row, "fit_s": None} for name, row in rows.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("runs/design"))
-    parser.add_argument("--samples", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--priors", nargs="+", default=list(KINDS), choices=KINDS)
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, help="denoiser steps (default: fit_prior's)")
     parser.add_argument("--components", type=int, default=256)
     parser.add_argument("--symmetries", type=int, default=12)
     parser.add_argument("--targets", type=int, default=12)
     parser.add_argument("--fidelity-samples", type=int, default=32)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--reuse", action="store_true",
+                        help="load the model folder's prior-<kind>.pt where it exists (an "
+                        "earlier run's, or `pvae prior fit --out`) instead of fitting")  # fmt: skip
     args = parser.parse_args()
     start = machine()
     loaded = load_model(args.model)
@@ -98,19 +143,24 @@ def main() -> None:
     target_rows = np.asarray(splits["test"])[
         np.linspace(0, len(splits["test"]) - 1, args.targets).round().astype(int)
     ]
-    rows = {}
+    rows = reference_rows(loaded, store, splits, train, test, args.components, args.symmetries)
     for kind in args.priors:
         began = time.perf_counter()
+        kept = Path(args.model) / f"prior-{kind}.pt"
+        fitted = None
         if kind == "standard_normal":
             prior = StandardNormalPrior(loaded.model.config.latent_dim)
+        elif args.reuse and kept.is_file():
+            prior = prior_from_dict(torch.load(kept, weights_only=True), 0)
         else:
             prior = fit_prior(kind, loaded, store, splits["train"], args.components, args.steps,
                               symmetries=args.symmetries)  # fmt: skip
-            save_prior(prior, Path(args.model) / f"prior-{kind}.pt")
-        fitted = time.perf_counter() - began
+            save_prior(prior, kept)
+            fitted = time.perf_counter() - began
         began = time.perf_counter()
         metrics, _ = measure_generation(loaded.model, prior, train, test, args.samples)
-        row = {**metrics, "fit_s": fitted, "sample_and_score_s": time.perf_counter() - began}
+        row = {**metrics, "fit_s": fitted, "sample_and_score_s": time.perf_counter() - began,
+               "reused": kind != "standard_normal" and fitted is None}  # fmt: skip
         if hasattr(prior, "target_names"):
             row["conditional"] = conditional_success(loaded, prior, store, target_rows, critic)
         rows[kind] = row
@@ -151,12 +201,13 @@ def main() -> None:
     for kind, row in rows.items():
         cond = row.get("conditional") or {}
         share, hit = cond.get("success_share"), cond.get("targets_with_a_success")
-        error = cond.get("median_porosity_error")
+        error, fit = cond.get("median_porosity_error"), row["fit_s"]
         lines.append(
             f"| {kind} | {row['n_samples']} | {row['realism']:.0%} | {row['coverage']:.0%} | "
             f"{row['porosity_min']:.2f}-{row['porosity_max']:.2f} "
             f"(data {row['data_porosity_min']:.2f}-{row['data_porosity_max']:.2f}) | "
-            f"{row['fit_s']:.0f} | {'-' if share is None else f'{share:.0%}'} | "
+            f"{('reused' if row.get('reused') else '-') if fit is None else f'{fit:.0f}'} | "
+            f"{'-' if share is None else f'{share:.0%}'} | "
             f"{'-' if hit is None else f'{hit:.0%}'} | "
             f"{'-' if error is None else f'{error:.3f}'} |"
         )

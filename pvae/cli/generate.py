@@ -16,13 +16,17 @@ def register(commands) -> None:
     )
     _add_model(fit, "the dataset the model was trained on (default: the recorded one)")
     fit.add_argument(
-        "--kind", default="diffusion", choices=("diffusion", "gaussian"),
-        help="diffusion: latent diffusion, conditional on any target subset; gaussian: one "
-        "Gaussian in principal components (default: diffusion)",
+        "--kind", default="diffusion", choices=("diffusion", "diffusion-pca", "gaussian"),
+        help="diffusion: latent diffusion, conditional on any target subset (a convolutional "
+        "denoiser on a spatial latent's grid, an MLP over principal components of a flat one); "
+        "diffusion-pca: the MLP over principal components; gaussian: one Gaussian in "
+        "principal components (default: diffusion)",
     )  # fmt: skip
     fit.add_argument("--components", type=int, default=256,
                      help="principal components of the encodings kept (default: 256)")  # fmt: skip
-    fit.add_argument("--steps", type=int, default=4000, help="denoiser training steps")
+    fit.add_argument(
+        "--steps", type=int, help="denoiser steps (default: 2000 on a grid, 4000 for an MLP)"
+    )
     fit.add_argument(
         "--symmetries", type=int, default=12,
         help="cube symmetries of each training image encoded (1-48; default 12)",
@@ -51,7 +55,7 @@ def register(commands) -> None:
 def run_fit(args) -> None:
     from pvae.core.errors import PvaeError
     from pvae.core.progress import progress_bar
-    from pvae.vae.prior import PRIOR, fit_prior, save_prior
+    from pvae.vae.prior import PRIOR, default_steps, fit_prior, save_prior
 
     loaded, store, _ = _load(args)
     folder = args.model if args.model.is_dir() else args.model.parent
@@ -61,14 +65,14 @@ def run_fit(args) -> None:
     if store.fingerprint != loaded.dataset_fingerprint:
         raise PvaeError(f"{store.root}: not the dataset the model was trained on; "
                         "a prior is fitted to the model's training split")  # fmt: skip
-    steps = args.steps if args.kind == "diffusion" else 0
+    steps = 0 if args.kind == "gaussian" else args.steps or default_steps(args.kind, loaded)
     with progress_bar(steps, "denoiser", args.progress, unit="step") as bar:
         prior = fit_prior(args.kind, loaded, store, loaded.state["splits"]["train"],
-                          args.components, args.steps, symmetries=args.symmetries,
+                          args.components, steps or None, symmetries=args.symmetries,
                           seed=args.seed,
                           progress=lambda step, loss: bar.update(1))  # fmt: skip
     save_prior(prior, out)
-    print(f"wrote a {prior.name} prior ({prior.basis.size} components) to {out}")
+    print(f"wrote a {args.kind} prior ({prior.basis.size} numbers a draw) to {out}")
 
 
 def run_sample(args) -> None:

@@ -2,21 +2,30 @@
 
 A pVAE trained for fidelity (small KL weight) encodes its data far from N(0, I), so
 decoding prior draws gives noise. A diffusion model of the encodings themselves
-generates instead. On CPU a convolutional denoiser over the spatial latent grid
-(MicroGen3D) costs seconds a step, so this one works in a compact basis:
+generates instead. Two representations of the encodings, each with its denoiser:
 
-- :class:`LatentBasis`: the leading principal components of the encodings (of every
-  training image under the cube symmetries), each coefficient scaled to unit
-  variance. A draw of the coefficients maps back to a full latent.
-- :class:`CoefficientDenoiser`: a residual MLP predicting the velocity
-  v = sqrt(a) eps - sqrt(1 - a) x0 of noisy coefficients (DDPM, cosine schedule;
-  v rather than eps, which would divide by sqrt(a) ~ 0 at the noisiest step),
-  sampled with deterministic DDIM steps.
-- Conditioning on any subset of the pVAE's standardized targets (porosity, log10
-  K_ii): each target comes with a mask bit; in training every target is hidden with
-  probability :data:`HIDE_TARGET` and all of them with :data:`HIDE_ALL`, so one network
-  is the unconditional model and the conditional one for any subset, combined by
-  classifier-free guidance.
+- :class:`GridBasis` + :class:`GridDenoiser` (spatial latents, the default): the
+  encodings stay on their latent grid, standardized per channel, and a small
+  circularly padded convolutional network denoises them (MicroGen3D). A convolution
+  learns from every position of every training grid, which a few hundred samples
+  need, and its draws are periodic like the data.
+- :class:`LatentBasis` + :class:`CoefficientDenoiser` (flat latents): the leading
+  principal components of the encodings, each coefficient scaled to unit variance,
+  denoised by a residual MLP. On a spatial latent its draws are not realistic
+  (``bench/results/generation.md``): the components that a few hundred samples
+  support do not carry the fine structure.
+
+Both predict the velocity v = sqrt(a) eps - sqrt(1 - a) x0 of noisy encodings (DDPM,
+cosine schedule; v rather than eps, which would divide by sqrt(a) ~ 0 at the
+noisiest step) and are sampled with deterministic DDIM steps. The encodings of every
+training image are taken under cube symmetries, and grid encodings are rolled by a
+random periodic shift in each training step.
+
+Conditioning on any subset of the pVAE's standardized targets (porosity, log10 K_ii):
+each target comes with a mask bit; in training every target is hidden with
+probability :data:`HIDE_TARGET` and all of them with :data:`HIDE_ALL`, so one network
+is the unconditional model and the conditional one for any subset, combined by
+classifier-free guidance.
 """
 
 import math
@@ -27,8 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pvae.core.layers import Conv3x3
+
 HIDE_TARGET = 0.3
 HIDE_ALL = 0.2
+#: Decay of the weights' moving average, ramped up as (1 + step) / (10 + step) so that a
+#: short run does not keep the initial weights.
 EMA_DECAY = 0.999
 
 
@@ -86,26 +99,83 @@ class LatentBasis:
         return cls(record["mean"], record["components"], record["scales"])
 
 
+class GridBasis:
+    """Spatial encodings on their latent grid, each channel standardized.
+
+    Parameters
+    ----------
+    mean, std : np.ndarray, shape (C,)
+        Per-channel mean and standard deviation of the encodings.
+    shape : tuple of int
+        The latent grid (C, D, H, W).
+    """
+
+    def __init__(self, mean, std, shape):
+        self.mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
+        self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
+        self.shape = tuple(int(n) for n in shape)
+
+    @classmethod
+    def fit(cls, mu: torch.Tensor, shape) -> "GridBasis":
+        """Fit to encodings ``mu`` (N, C D H W) of a latent grid ``shape`` (C, D, H, W)."""
+        grid = torch.as_tensor(mu, dtype=torch.float32).reshape(-1, *shape).transpose(0, 1)
+        grid = grid.reshape(shape[0], -1)
+        return cls(grid.mean(dim=1), grid.std(dim=1).clamp_min(1e-6), shape)
+
+    @property
+    def size(self) -> int:
+        """Numbers per encoding, C D H W."""
+        return math.prod(self.shape)
+
+    def _channel(self, values: torch.Tensor) -> torch.Tensor:
+        return values[:, None, None, None]
+
+    def coefficients(self, mu: torch.Tensor) -> torch.Tensor:
+        """(N, C D H W) encodings -> (N, C, D, H, W) standardized grids."""
+        grid = mu.reshape(-1, *self.shape)
+        return (grid - self._channel(self.mean)) / self._channel(self.std)
+
+    def latents(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(N, C, D, H, W) standardized grids -> (N, C D H W) encodings."""
+        grid = coefficients * self._channel(self.std) + self._channel(self.mean)
+        return grid.reshape(len(grid), -1)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "GridBasis":
+        return cls(record["mean"], record["std"], record["shape"])
+
+
+def basis_from_dict(record: dict):
+    """The :class:`GridBasis` or :class:`LatentBasis` of a record."""
+    return (GridBasis if "shape" in record else LatentBasis).from_dict(record)
+
+
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """Shape of the coefficient denoiser.
+    """Shape of a denoiser.
 
     Attributes
     ----------
     size : int
-        Coefficients K.
+        Coefficients K (MLP), or latent channels C (grid).
     hidden : int
-        Width of the residual MLP.
+        Width of the residual MLP, or channels of the grid network.
     blocks : int
         Residual blocks.
     targets : int
         Conditioning targets T (0 = unconditional only).
+    grid : tuple of int
+        The latent grid (D, H, W) of a :class:`GridDenoiser`; empty for the MLP.
     """
 
     size: int
     hidden: int = 512
     blocks: int = 4
     targets: int = 0
+    grid: tuple = ()
 
 
 class _Block(nn.Module):
@@ -125,6 +195,23 @@ class _Block(nn.Module):
         return h + self.outer(x)
 
 
+class _Embedding(nn.Module):
+    """Noise time t (B,) and masked targets (B, T) -> (B, hidden) conditioning vector."""
+
+    def __init__(self, hidden: int, targets: int):
+        super().__init__()
+        self.time = nn.Sequential(nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.condition = nn.Linear(2 * targets, hidden) if targets else None
+
+    def forward(self, t, targets=None, mask=None) -> torch.Tensor:
+        freqs = torch.exp(-math.log(1000.0) * torch.arange(32, device=t.device) / 32)
+        angles = 1000.0 * t[:, None] * freqs[None]  # (B, 32)
+        e = self.time(torch.cat([angles.sin(), angles.cos()], dim=1))
+        if self.condition is not None and targets is not None:
+            e = e + self.condition(torch.cat([targets * mask, mask], dim=1))
+        return e
+
+
 class CoefficientDenoiser(nn.Module):
     """v(x_t, t, targets, mask): the velocity of noisy coefficients.
 
@@ -135,34 +222,107 @@ class CoefficientDenoiser(nn.Module):
         super().__init__()
         self.config = config
         hidden = config.hidden
-        self.time = nn.Sequential(nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.condition = nn.Linear(2 * config.targets, hidden) if config.targets else None
+        self.embed = _Embedding(hidden, config.targets)
         self.inlet = nn.Linear(config.size, hidden)
         self.blocks = nn.ModuleList(_Block(hidden) for _ in range(config.blocks))
         self.outlet = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, config.size))
         nn.init.zeros_(self.outlet[-1].weight)
         nn.init.zeros_(self.outlet[-1].bias)
 
+    @property
+    def sample_shape(self) -> tuple:
+        return (self.config.size,)
+
     def forward(self, x, t, targets=None, mask=None) -> torch.Tensor:
-        freqs = torch.exp(-math.log(1000.0) * torch.arange(32, device=t.device) / 32)
-        angles = 1000.0 * t[:, None] * freqs[None]  # (B, 32)
-        e = self.time(torch.cat([angles.sin(), angles.cos()], dim=1))
-        if self.condition is not None and targets is not None:
-            e = e + self.condition(torch.cat([targets * mask, mask], dim=1))
+        e = self.embed(t, targets, mask)
         h = self.inlet(x)
         for block in self.blocks:
             h = block(h, e)
         return self.outlet(h)
 
 
+class _GridBlock(nn.Module):
+    """h + conv(silu(conv(silu(h)) (1 + scale) + shift)), periodic convolutions; scale
+    and shift from the embedding and from h's mean over the grid.
+
+    The mean is the block's view of the whole sample (porosity, say), which a few
+    local convolutions would otherwise have to estimate. No normalization over the
+    grid: it would take that mean away (issue 27's lesson).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1, self.conv2 = Conv3x3(channels, channels), Conv3x3(channels, channels)
+        self.context = nn.Linear(channels, channels)
+        self.film = nn.Linear(channels, 2 * channels)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        e = e + self.context(h.mean(dim=(2, 3, 4)))
+        scale, shift = self.film(e)[:, :, None, None, None].chunk(2, dim=1)
+        return h + self.conv2(F.silu(self.conv1(F.silu(h)) * (1 + scale) + shift))
+
+
+class GridDenoiser(nn.Module):
+    """v(x_t, t, targets, mask) on the latent grid; circularly padded convolutions.
+
+    Shapes: x (B, C, D, H, W), t (B,) in [0, 1], targets and mask (B, T). A grid of
+    even sides is folded 2x2x2 into channels first (8 C channels on a grid half as
+    wide), which makes each convolution 8 times cheaper and doubles its reach.
+    """
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = config
+        self.fold = 2 if all(n % 2 == 0 for n in config.grid) else 1
+        channels, hidden = config.size * self.fold**3, config.hidden
+        self.embed = _Embedding(hidden, config.targets)
+        self.inlet = Conv3x3(channels, hidden)
+        self.blocks = nn.ModuleList(_GridBlock(hidden) for _ in range(config.blocks))
+        self.outlet = nn.Sequential(nn.SiLU(), Conv3x3(hidden, channels))
+        nn.init.zeros_(self.outlet[-1].weight)
+        nn.init.zeros_(self.outlet[-1].bias)
+
+    @property
+    def sample_shape(self) -> tuple:
+        return (self.config.size, *self.config.grid)
+
+    def _fold(self, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        f = self.fold
+        if f == 1:
+            return x
+        b, (d, h, w) = len(x), self.config.grid
+        if inverse:  # (B, C f^3, d/f, h/f, w/f) -> (B, C, d, h, w)
+            x = x.reshape(b, -1, f, f, f, d // f, h // f, w // f)
+            return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, -1, d, h, w)
+        x = x.reshape(b, -1, d // f, f, h // f, f, w // f, f)
+        return x.permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(b, -1, d // f, h // f, w // f)
+
+    def forward(self, x, t, targets=None, mask=None) -> torch.Tensor:
+        e = self.embed(t, targets, mask)
+        h = self.inlet(self._fold(x))
+        for block in self.blocks:
+            h = block(h, e)
+        return self._fold(self.outlet(h), inverse=True)
+
+
+def build_denoiser(config: DenoiserConfig) -> nn.Module:
+    """A :class:`GridDenoiser` when ``config.grid`` is set, else a :class:`CoefficientDenoiser`."""
+    return GridDenoiser(config) if config.grid else CoefficientDenoiser(config)
+
+
 def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: DenoiserConfig,
                    steps: int = 4000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-                   progress=None) -> CoefficientDenoiser:  # fmt: skip
-    """Fit a denoiser to unit-variance coefficients; its EMA weights, in eval mode.
+                   progress=None) -> nn.Module:  # fmt: skip
+    """Fit a denoiser (:func:`build_denoiser`) to standardized encodings; its EMA
+    weights, in eval mode.
 
     Parameters
     ----------
-    x : torch.Tensor, shape (N, K)
+    x : torch.Tensor, shape (N, K) or (N, C, D, H, W)
+        Coefficients (MLP) or standardized grids (grid denoiser; each batch is rolled
+        by one random periodic shift).
     targets : torch.Tensor, shape (N, T), or None
         Standardized targets; NaN entries are hidden from the network.
     config : DenoiserConfig
@@ -172,16 +332,19 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    net, ema = CoefficientDenoiser(config), CoefficientDenoiser(config)
+    net, ema = build_denoiser(config), build_denoiser(config)
     ema.load_state_dict(net.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr / 20)
     for step in range(steps):
         rows = torch.randint(len(x), (batch_size,), generator=generator)
         x0 = x[rows]
+        if config.grid:
+            shift = torch.randint(max(config.grid), (3,), generator=generator)
+            x0 = torch.roll(x0, [int(n) for n in shift], dims=(2, 3, 4))
         t = torch.rand(batch_size, generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
-        a = alpha_bar(t)[:, None]
+        a = alpha_bar(t).reshape(-1, *[1] * (x0.dim() - 1))
         y = mask = None
         if targets is not None:
             y = targets[rows]
@@ -197,17 +360,17 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
         schedule.step()
         with torch.no_grad():
             for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - EMA_DECAY)
+                p_ema.lerp_(p, 1 - min(EMA_DECAY, (1 + step) / (10 + step)))
         if progress is not None:
             progress(step, float(loss.detach()))
     return ema.eval()
 
 
 @torch.no_grad()
-def ddim_sample(net: CoefficientDenoiser, count: int, generator: torch.Generator,
+def ddim_sample(net: nn.Module, count: int, generator: torch.Generator,
                 steps: int = 50, targets: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, guidance: float = 1.0):  # fmt: skip
-    """Deterministic DDIM sampling, (count, K) coefficients.
+    """Deterministic DDIM sampling: (count, *net.sample_shape) standardized encodings.
 
     Parameters
     ----------
@@ -217,7 +380,7 @@ def ddim_sample(net: CoefficientDenoiser, count: int, generator: torch.Generator
         Classifier-free guidance weight w: v = v_u + w (v_c - v_u); 1 = the conditional
         model alone.
     """
-    x = torch.randn((count, net.config.size), generator=generator)
+    x = torch.randn((count, *net.sample_shape), generator=generator)
     times = torch.linspace(1.0, 0.0, steps + 1)
     conditioned = mask is not None and bool(mask.any())
     for now, after in zip(times[:-1], times[1:], strict=True):
@@ -234,26 +397,27 @@ def ddim_sample(net: CoefficientDenoiser, count: int, generator: torch.Generator
 
 
 class DiffusionPrior:
-    """Latent diffusion in a principal-component basis, optionally conditioned.
+    """Latent diffusion of standardized encodings, optionally conditioned.
 
     Parameters
     ----------
-    basis : LatentBasis
-    net : CoefficientDenoiser
+    basis : GridBasis or LatentBasis
+    net : GridDenoiser or CoefficientDenoiser
     target_names : tuple of str
         The pVAE's targets, in the denoiser's order.
     target_mean, target_std : sequence of float, length T
         Standardization of the targets (raw units: porosity, log10 K lattice units).
     sampling_steps : int
-        DDIM steps per draw.
+        DDIM steps per draw (25: realism of the design model's draws was the same at 10,
+        25, 50 and 100 steps within 3 points).
     guidance : float
         Classifier-free guidance weight of conditional draws.
     """
 
     name = "diffusion"
 
-    def __init__(self, basis: LatentBasis, net: CoefficientDenoiser, target_names,
-                 target_mean, target_std, sampling_steps: int = 50,
+    def __init__(self, basis, net: nn.Module, target_names,
+                 target_mean, target_std, sampling_steps: int = 25,
                  guidance: float = 2.0):  # fmt: skip
         self.basis, self.net = basis, net.eval()
         self.target_names = tuple(target_names)
@@ -295,8 +459,9 @@ class DiffusionPrior:
 
     @classmethod
     def from_dict(cls, record: dict) -> "DiffusionPrior":
-        net = CoefficientDenoiser(DenoiserConfig(**record["config"]))
+        config = record["config"]
+        net = build_denoiser(DenoiserConfig(**{**config, "grid": tuple(config.get("grid", ()))}))
         net.load_state_dict(record["state"])
-        return cls(LatentBasis.from_dict(record["basis"]), net, record["target_names"],
+        return cls(basis_from_dict(record["basis"]), net, record["target_names"],
                    record["target_mean"], record["target_std"], record["sampling_steps"],
                    record["guidance"])  # fmt: skip
