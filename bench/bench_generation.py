@@ -51,7 +51,7 @@ from pvae.vae.loading import load_model  # noqa: E402
 from pvae.vae.prior import (  # noqa: E402
     StandardNormalPrior,
     fit_prior,
-    prior_from_dict,
+    load_prior,
     save_prior,
     symmetric_encodings,
 )
@@ -95,16 +95,19 @@ def conditional_success(loaded, prior, store, rows, critic) -> dict:
 
 @torch.no_grad()
 def reference_rows(loaded, store, splits, train, test, components, symmetries) -> dict:
-    """Rows that bound the priors: data scored as if generated, and PCA-projected encodings."""
+    """Rows that bound the priors: data scored as if generated, and test encodings
+    projected on principal components or with noise added."""
     descriptors_train, descriptors_test = descriptors(train), descriptors(test)
     rows = {"data: validation split": generation_metrics(
         descriptors(store.images(splits["val"])), descriptors_train, descriptors_test)}  # fmt: skip
-    labels = store.labels()[np.asarray(splits["train"])]
-    mu, _ = symmetric_encodings(loaded, train, labels[:, 1:].reshape(-1, 3, 3), labels[:, 0],
-                                symmetries)  # fmt: skip
-    basis = LatentBasis.fit(mu, components)
-    x = torch.from_numpy(test).float()[:, None]
-    encoded = torch.cat([loaded.model.encode(x[i : i + 16])[0] for i in range(0, len(x), 16)])
+    def encodings(split, count):
+        rows = np.asarray(splits[split])
+        labels = store.labels()[rows]
+        k, porosity = labels[:, 1:].reshape(-1, 3, 3), labels[:, 0]
+        return symmetric_encodings(loaded, store.images(rows), k, porosity, count)[0]
+
+    basis = LatentBasis.fit(encodings("train", symmetries), components)
+    encoded = encodings("test", 1)
     projected = decode_structures(loaded.model, basis.latents(basis.coefficients(encoded)))
     rows[f"test encodings in {basis.size} components"] = generation_metrics(
         descriptors(projected), descriptors_train, descriptors_test)  # fmt: skip
@@ -151,7 +154,7 @@ def main() -> None:
         if kind == "standard_normal":
             prior = StandardNormalPrior(loaded.model.config.latent_dim)
         elif args.reuse and kept.is_file():
-            prior = prior_from_dict(torch.load(kept, weights_only=True), 0)
+            prior = load_prior(kept, loaded.model.config.latent_dim)
         else:
             prior = fit_prior(kind, loaded, store, splits["train"], args.components, args.steps,
                               symmetries=args.symmetries)  # fmt: skip

@@ -61,6 +61,19 @@ def test_one_good_sample_repeated_is_realistic_but_does_not_cover(default_descri
     assert metrics["coverage"] < 0.2
 
 
+def test_a_diffusion_prior_written_before_the_grid_denoiser_still_loads(rng):
+    from pvae.vae.diffusion import CoefficientDenoiser, DenoiserConfig, DiffusionPrior, LatentBasis
+
+    net = CoefficientDenoiser(DenoiserConfig(4, hidden=16, blocks=1, targets=1))
+    prior = DiffusionPrior(LatentBasis.fit(torch.as_tensor(rng.normal(size=(10, 6))), 4), net,
+                           ["porosity"], [0.5], [0.1])  # fmt: skip
+    record = prior.to_dict()
+    record["state"] = {k.removeprefix("embed."): v for k, v in record["state"].items()}
+    again = DiffusionPrior.from_dict(record)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(prior.sample(5, g1), again.sample(5, g2))
+
+
 def test_gaussian_prior_matches_the_encodings_moments(rng):
     mu = rng.normal(size=(400, 6)) @ rng.normal(size=(6, 6)) + 3.0
     prior = GaussianPrior.fit(mu)

@@ -121,6 +121,11 @@ def find_prior(model_path: str | Path, latent_dim: int):
     path = (model_path if model_path.is_dir() else model_path.parent) / PRIOR
     if not path.is_file():
         return StandardNormalPrior(latent_dim)
+    return load_prior(path, latent_dim)
+
+
+def load_prior(path: str | Path, latent_dim: int):
+    """The prior written to ``path`` by :func:`save_prior`."""
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, foreign pickle, ...
@@ -172,11 +177,14 @@ def denoises_on_grid(kind: str, loaded) -> bool:
     return kind == "diffusion" and loaded.model.spatial
 
 
+def _denoiser_settings(kind: str, loaded) -> dict:
+    """The :data:`DENOISER` entry a prior of ``kind`` for this model trains with."""
+    return DENOISER["grid" if denoises_on_grid(kind, loaded) else "pca"]
+
+
 def default_steps(kind: str, loaded) -> int:
     """Denoiser training steps :func:`fit_prior` takes by default (0 for ``gaussian``)."""
-    if kind == "gaussian":
-        return 0
-    return DENOISER["grid" if denoises_on_grid(kind, loaded) else "pca"]["steps"]
+    return 0 if kind == "gaussian" else _denoiser_settings(kind, loaded)["steps"]
 
 
 def fit_prior(kind: str, loaded, store, rows, components: int = 256, steps: int | None = None,
@@ -213,7 +221,7 @@ def fit_prior(kind: str, loaded, store, rows, components: int = 256, steps: int 
              else LatentBasis.fit(mu, components, seed))  # fmt: skip
     if kind == "gaussian":
         return GaussianPrior(basis)
-    settings = DENOISER["grid" if on_grid else "pca"]
+    settings = _denoiser_settings(kind, loaded)
     shape = loaded.model.latent_shape
     config = DenoiserConfig(
         shape[0] if on_grid else basis.size, settings["hidden"], settings["blocks"],
