@@ -159,6 +159,36 @@ def test_grid_denoiser_is_periodic_and_learns_a_conditional_field():
     assert abs(float(free.median())) < 0.4 and float(free.std()) > 2 * float(means.std())
 
 
+def test_denoiser_training_resumes_to_the_same_weights(tmp_path):
+    """Interrupted after its checkpoint at step 2 and run again, training ends with the
+    weights of a run never interrupted; a checkpoint of another run is refused."""
+    from pvae.vae.diffusion import DenoiserConfig, train_denoiser
+
+    config = DenoiserConfig(1, hidden=8, blocks=1, targets=1, grid=(4, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 1, 4, 4, 4, generator=g), torch.randn(40, 1, generator=g)
+    kwargs = {"steps": 6, "batch_size": 8, "checkpoint_every": 2}
+    whole = train_denoiser(x, y, config, **kwargs).state_dict()
+
+    def interrupt(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "prior.pt.partial"
+    with pytest.raises(KeyboardInterrupt):
+        train_denoiser(x, y, config, progress=interrupt, checkpoint=checkpoint, **kwargs)
+    assert torch.load(checkpoint, weights_only=True)["step"] == 2
+    done = []
+    resumed = train_denoiser(x, y, config, checkpoint=checkpoint,
+                             progress=lambda step, loss: done.append(np.isnan(loss)),
+                             **kwargs)  # fmt: skip
+    assert done == [True, True, False, False, False, False]  # two steps were already done
+    for name, value in resumed.state_dict().items():
+        assert torch.equal(value, whole[name]), name
+    with pytest.raises(PvaeError, match="another training run"):
+        train_denoiser(x, y, config, checkpoint=checkpoint, steps=8, batch_size=8)
+
+
 def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
     import shutil
 
@@ -181,6 +211,7 @@ def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
     assert find_prior(model, int(np.prod(latent))).basis.shape == latent
     code, _, err = run_cli("prior", "fit", "--model", model, "--steps", "30")
     assert code == 2 and "exists" in err
+    assert not (model / f"{PRIOR}.partial").exists()  # removed once the prior is saved
     drawn = tmp_path / "drawn"
     code, out, err = run_cli("sample", "--model", model, "--count", "3", "--target",
                              "porosity=0.5", "--out", drawn, "--formats", "npy,vti")  # fmt: skip

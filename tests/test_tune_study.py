@@ -245,8 +245,14 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     assert read_parquet_metadata(out / "trials.parquet")["status"] == "interrupted"
     finished = set(before.loc[before["status"] == "completed", "trial_id"])
     assert finished and saved["summary"]["completed"] < 6
-    waiting = assert_optuna_study_matches(out).trials  # unfinished trials are RUNNING
-    assert any(t.state.name == "RUNNING" for t in waiting)
+    # Whether a trial is still training when Ctrl-C lands is timing: under load the
+    # second trial's three short epochs may all be done first. What holds either way:
+    # exactly the unfinished trials wait as RUNNING in the Optuna storage (the mapping
+    # itself is tested row by row in test_optuna_storage).
+    unfinished = set(before.loc[before["status"] == "unfinished", "trial_id"])
+    waiting = assert_optuna_study_matches(out).trials
+    running = {t.user_attrs["ray_trial_id"] for t in waiting if t.state.name == "RUNNING"}
+    assert running == unfinished and finished | unfinished == set(before["trial_id"])
 
     with pytest.raises(PvaeError, match="holds a study already"):
         run_study(prepare_study(path, labelled64, out))

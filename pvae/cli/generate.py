@@ -66,12 +66,16 @@ def run_fit(args) -> None:
         raise PvaeError(f"{store.root}: not the dataset the model was trained on; "
                         "a prior is fitted to the model's training split")  # fmt: skip
     steps = 0 if args.kind == "gaussian" else args.steps or default_steps(args.kind, loaded)
+    partial = out.with_name(out.name + ".partial")
+    if partial.is_file():
+        print(f"resuming the denoiser's training from {partial}")
     with progress_bar(steps, "denoiser", args.progress, unit="step") as bar:
         prior = fit_prior(args.kind, loaded, store, loaded.state["splits"]["train"],
                           args.components, steps or None, symmetries=args.symmetries,
-                          seed=args.seed,
-                          progress=lambda step, loss: bar.update(1))  # fmt: skip
+                          seed=args.seed, progress=lambda step, loss: bar.update(1),
+                          checkpoint=partial)  # fmt: skip
     save_prior(prior, out)
+    partial.unlink(missing_ok=True)
     print(f"wrote a {args.kind} prior ({prior.basis.size} numbers a draw) to {out}")
 
 

@@ -28,14 +28,18 @@ is the unconditional model and the conditional one for any subset, combined by
 classifier-free guidance.
 """
 
+import io
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pvae.core.atomic import atomic_write_bytes
+from pvae.core.errors import PvaeError
 from pvae.core.layers import Conv3x3
 
 HIDE_TARGET = 0.3
@@ -314,9 +318,15 @@ def build_denoiser(config: DenoiserConfig) -> nn.Module:
 
 def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: DenoiserConfig,
                    steps: int = 4000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-                   progress=None) -> nn.Module:  # fmt: skip
+                   progress=None, checkpoint: Path | None = None,
+                   checkpoint_every: int = 200) -> nn.Module:  # fmt: skip
     """Fit a denoiser (:func:`build_denoiser`) to standardized encodings; its EMA
     weights, in eval mode.
+
+    With ``checkpoint``, the whole training state (weights, EMA, optimizer, schedule,
+    random stream) is written there every ``checkpoint_every`` steps, and a run that
+    finds the file continues from it: an interrupted run resumed gives the same
+    weights as one that was never interrupted.
 
     Parameters
     ----------
@@ -328,7 +338,10 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
     config : DenoiserConfig
     steps, batch_size, lr, seed : training settings (AdamW, cosine-decayed rate).
     progress : callable(step, loss), optional
-        Called every step.
+        Called every step (also once per step already done when resuming, with NaN).
+    checkpoint : Path, optional
+        The resumable training state; the caller removes it when the prior is saved.
+    checkpoint_every : int
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -336,7 +349,12 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
     ema.load_state_dict(net.state_dict())
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr / 20)
-    for step in range(steps):
+    parts = {"net": net, "ema": ema, "optimizer": optimizer, "schedule": schedule}
+    start = _resume(checkpoint, parts, generator, config, steps) if checkpoint else 0
+    for step in range(start):
+        if progress is not None:
+            progress(step, math.nan)
+    for step in range(start, steps):
         rows = torch.randint(len(x), (batch_size,), generator=generator)
         x0 = x[rows]
         if config.grid:
@@ -363,7 +381,36 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
                 p_ema.lerp_(p, 1 - min(EMA_DECAY, (1 + step) / (10 + step)))
         if progress is not None:
             progress(step, float(loss.detach()))
+        if checkpoint and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            record = {name: part.state_dict() for name, part in parts.items()}
+            record.update(step=step + 1, steps=steps, config=asdict(config),
+                          generator=generator.get_state())  # fmt: skip
+            buffer = io.BytesIO()
+            torch.save(record, buffer)
+            atomic_write_bytes(checkpoint, buffer.getvalue())
     return ema.eval()
+
+
+def _resume(checkpoint: Path, parts: dict, generator: torch.Generator,
+            config: DenoiserConfig, steps: int) -> int:  # fmt: skip
+    """Load a :func:`train_denoiser` checkpoint into ``parts``; the steps it had done
+    (0 when there is none)."""
+    if not Path(checkpoint).is_file():
+        return 0
+    try:
+        record = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, foreign pickle, ...
+        raise PvaeError(f"{checkpoint}: not a readable denoiser checkpoint "
+                        f"({exc.__class__.__name__})") from None  # fmt: skip
+    recorded = {**record["config"], "grid": tuple(record["config"]["grid"])}
+    if recorded != asdict(config) or record["steps"] != steps:
+        raise PvaeError(f"{checkpoint}: a checkpoint of another training run "
+                        f"({record['steps']} steps of {recorded}); "
+                        "remove it to start again")  # fmt: skip
+    for name, part in parts.items():
+        part.load_state_dict(record[name])
+    generator.set_state(record["generator"])
+    return int(record["step"])
 
 
 @torch.no_grad()

@@ -188,7 +188,8 @@ def default_steps(kind: str, loaded) -> int:
 
 
 def fit_prior(kind: str, loaded, store, rows, components: int = 256, steps: int | None = None,
-              symmetries: int = 12, seed: int = 0, progress=None):  # fmt: skip
+              symmetries: int = 12, seed: int = 0, progress=None,
+              checkpoint: Path | None = None):  # fmt: skip
     """Fit a prior of ``kind`` to a model's encodings of dataset rows (its training split).
 
     Parameters
@@ -209,6 +210,8 @@ def fit_prior(kind: str, loaded, store, rows, components: int = 256, steps: int 
         Cube symmetries of each training image encoded (:func:`symmetric_encodings`).
     seed : int
     progress : callable(step, loss), optional
+    checkpoint : Path, optional
+        Resumable training state (:func:`~pvae.vae.diffusion.train_denoiser`).
     """
     if kind not in KINDS:
         raise PvaeError(f"--kind {kind}: choose from {', '.join(KINDS)}")
@@ -228,6 +231,7 @@ def fit_prior(kind: str, loaded, store, rows, components: int = 256, steps: int 
         targets.shape[1], tuple(shape[1:]) if on_grid else (),
     )  # fmt: skip
     net = train_denoiser(basis.coefficients(mu), targets, config, steps or settings["steps"],
-                         settings["batch_size"], seed=seed, progress=progress)  # fmt: skip
+                         settings["batch_size"], seed=seed, progress=progress,
+                         checkpoint=checkpoint)  # fmt: skip
     normalizer = loaded.normalizer
     return DiffusionPrior(basis, net, normalizer.names, normalizer.mean, normalizer.std)
