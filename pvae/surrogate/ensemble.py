@@ -9,16 +9,15 @@ their fingerprints and splits, validation metrics, the applicability domain
 
 import functools
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pvae.core.atomic import atomic_write_bytes
 from pvae.core.errors import PvaeError
 from pvae.core.progress import progress_bar
+from pvae.core.torch_files import load_torch, save_torch
 from pvae.data.store.reader import VoxelStore
 from pvae.physics.connectivity import percolates
 from pvae.surrogate.domain import ApplicabilityDomain
@@ -136,9 +135,7 @@ class SurrogateEnsemble:
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle atomically."""
-        buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        return atomic_write_bytes(path, buffer.getvalue())
+        return save_torch(self.state(), path)
 
     def check_shape(self, shape, source) -> None:
         """:class:`PvaeError` unless images of ``shape`` match the training shape."""
@@ -251,14 +248,7 @@ def load_surrogate(path: str | Path, device="cpu", bfloat16=False) -> SurrogateE
     """Load a bundle safely (``weights_only=True``: no arbitrary unpickling); see
     :class:`SurrogateEnsemble` for ``bfloat16``."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PvaeError(f"{path}: no such surrogate model") from None
-    except Exception as exc:  # corrupt file, foreign pickle, a directory, ...
-        raise PvaeError(
-            f"{path}: not a readable surrogate model ({exc.__class__.__name__})"
-        ) from None
+    state = load_torch(path, "surrogate model")
     if not isinstance(state, dict) or state.get("format") != BUNDLE_FORMAT:
         raise PvaeError(f"{path}: not a pvae surrogate model (format {BUNDLE_FORMAT} expected)")
     return ensemble_from_state(state, device, bfloat16)

@@ -28,7 +28,6 @@ is the unconditional model and the conditional one for any subset, combined by
 classifier-free guidance.
 """
 
-import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pvae.core.atomic import atomic_write_bytes
 from pvae.core.errors import PvaeError
 from pvae.core.layers import Conv3x3
+from pvae.core.torch_files import load_torch, save_torch
 
 HIDE_TARGET = 0.3
 HIDE_ALL = 0.2
@@ -385,9 +384,7 @@ def train_denoiser(x: torch.Tensor, targets: torch.Tensor | None, config: Denois
             record = {name: part.state_dict() for name, part in parts.items()}
             record.update(step=step + 1, steps=steps, config=asdict(config),
                           generator=generator.get_state())  # fmt: skip
-            buffer = io.BytesIO()
-            torch.save(record, buffer)
-            atomic_write_bytes(checkpoint, buffer.getvalue())
+            save_torch(record, checkpoint)
     return ema.eval()
 
 
@@ -397,11 +394,7 @@ def _resume(checkpoint: Path, parts: dict, generator: torch.Generator,
     (0 when there is none)."""
     if not Path(checkpoint).is_file():
         return 0
-    try:
-        record = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, foreign pickle, ...
-        raise PvaeError(f"{checkpoint}: not a readable denoiser checkpoint "
-                        f"({exc.__class__.__name__})") from None  # fmt: skip
+    record = load_torch(checkpoint, "denoiser checkpoint")
     recorded = {**record["config"], "grid": tuple(record["config"]["grid"])}
     if recorded != asdict(config) or record["steps"] != steps:
         raise PvaeError(f"{checkpoint}: a checkpoint of another training run "

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.core.atomic import atomic_write_bytes
 from pvae.core.errors import PvaeError
+from pvae.core.torch_files import load_torch, save_torch
 from pvae.data.symmetry import cube_symmetries
 from pvae.vae.diffusion import (
     DenoiserConfig,
@@ -101,11 +101,7 @@ PRIOR = "prior.pt"
 
 def save_prior(prior, path: str | Path) -> Path:
     """Write a prior's record (plain values, ``torch.load(weights_only=True)`` safe)."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(prior.to_dict(), buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_torch(prior.to_dict(), path)
 
 
 def find_prior(model_path: str | Path, latent_dim: int):
@@ -126,11 +122,7 @@ def find_prior(model_path: str | Path, latent_dim: int):
 
 def load_prior(path: str | Path, latent_dim: int):
     """The prior written to ``path`` by :func:`save_prior`."""
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, foreign pickle, ...
-        raise PvaeError(f"{path}: not a readable latent prior ({exc.__class__.__name__})") from None
-    return prior_from_dict(record, latent_dim)
+    return prior_from_dict(load_torch(path, "latent prior"), latent_dim)
 
 
 @torch.no_grad()

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.core.atomic import atomic_write_bytes
 from pvae.core.device import resolve_device
 from pvae.core.errors import PvaeError
 from pvae.core.metrics import r2_score
 from pvae.core.provenance import code_version
+from pvae.core.torch_files import load_torch, save_torch
 from pvae.core.warnings import PvaeWarning
 from pvae.data.descriptors import descriptors, store_descriptors
 from pvae.data.splits import epoch_seed, make_splits, training_subset
@@ -282,11 +282,7 @@ class Trainer:
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (``torch.save`` of :meth:`state`)."""
-        import io
-
-        buffer = io.BytesIO()
-        torch.save(self.state(), buffer)
-        return atomic_write_bytes(path, buffer.getvalue())
+        return save_torch(self.state(), path)
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` of a run with the same configuration and dataset."""
@@ -312,14 +308,7 @@ class Trainer:
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict safely (``weights_only=True``: no arbitrary unpickling)."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PvaeError(f"{path}: no such checkpoint") from None
-    except Exception as exc:  # corrupt file, foreign pickle, ...
-        raise PvaeError(
-            f"{path}: not a readable pvae checkpoint ({exc.__class__.__name__})"
-        ) from None
+    state = load_torch(path, "pvae checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise PvaeError(f"{path}: not a pvae checkpoint (format {CHECKPOINT_FORMAT} expected)")
     state["experiment"] = saved_experiment(state["experiment"])
