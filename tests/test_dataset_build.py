@@ -107,6 +107,30 @@ def test_outside_domain_is_left_for_lbm_even_when_members_agree(two_families, tm
     assert write_surrogate_labels(two_families, ensemble, domain_check=False)["surrogate"] == 4
 
 
+def test_predict_says_which_images_lie_outside_the_domain(two_families, run_cli, tmp_path):
+    ensemble = tiny_ensemble(members=2)
+    domain = sphere_domain(tmp_path)
+    ensemble.info["domain"] = domain.to_dict()
+    model = ensemble.save(tmp_path / "model.pt")
+    code, out, _ = run_cli("surrogate", "predict", "--model", model, two_families, "--json")
+    result = json.loads(out)
+    store = open_dataset(two_families)
+    channels = (store.manifest["family"] == "channels").to_numpy()
+    expected = domain.distance(store_descriptors(store, range(len(store))))
+    assert code == 0 and result["domain_threshold"] == pytest.approx(domain.threshold)
+    assert np.allclose([s["domain_distance"] for s in result["samples"]], expected)
+    assert [s["in_domain"] for s in result["samples"]] == list(~channels)
+    code, out, err = run_cli("surrogate", "predict", "--model", model, two_families)
+    verdicts = [line.split()[-1] for line in out.splitlines()[1:]]
+    assert code == 0 and verdicts == ["NO" if c else "yes" for c in channels]
+    assert "4 of 8 images lie outside the surrogate's domain" in err
+    del ensemble.info["domain"]  # a bundle from before domains: said, not guessed
+    code, out, err = run_cli("surrogate", "predict", "--model", ensemble.save(model), two_families,
+                             "--json")  # fmt: skip
+    assert code == 0 and {s["in_domain"] for s in json.loads(out)["samples"]} == {None}
+    assert "has no applicability domain" in err
+
+
 @pytest.mark.slow  # about 11 s on 2 cores: make test-slow
 def test_build_routes_checks_resumes_and_refuses(ray_cluster, tmp_path):
     from tune.dataset_build import build_dataset

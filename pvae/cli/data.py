@@ -19,6 +19,7 @@ from pvae.data.store import open_dataset
 from pvae.data.store.export import EXPORT_FORMATS, export_samples
 from pvae.data.store.importer import import_dataset
 from pvae.data.store.property_table import CONVENTIONS
+from pvae.surrogate.domain import no_domain_message
 from pvae.surrogate.labelling import CHECK_FRACTION, FALLBACK_SPREAD
 
 
@@ -273,12 +274,7 @@ def run_label_surrogate(args) -> None:
         f"{summary['already_labelled']} already labelled; fingerprint {summary['fingerprint']}"
     )
     if not summary["domain_checked"]:
-        warnings.warn(
-            f"{args.model} has no applicability domain: samples unlike its training images "
-            "got surrogate labels; add one with pvae surrogate domain MODEL",
-            PvaeWarning,
-            stacklevel=1,
-        )
+        warnings.warn(no_domain_message(args.model), PvaeWarning, stacklevel=1)
     _warn_unconverged(summary)
 
 

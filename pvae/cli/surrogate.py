@@ -1,13 +1,17 @@
 """``pvae surrogate``: train the CNN permeability surrogate and predict with it."""
 
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from pvae.cli.options import add_fields, add_progress, from_fields, print_json
 from pvae.core.atomic import check_out
 from pvae.core.errors import PvaeError
+from pvae.core.warnings import PvaeWarning
 from pvae.data.store.layout import MANIFEST
 from pvae.surrogate import SurrogateConfig, TrainSettings
-from pvae.surrogate.domain import QUANTILE
+from pvae.surrogate.domain import QUANTILE, no_domain_message
 
 _SPLIT = "train/val/test fractions of each dataset's labelled samples"
 
@@ -109,17 +113,20 @@ def run_train(args) -> None:
 
 
 def _read(path: Path, ensemble, batch_size: int, progress):
-    """Sample IDs and prediction of a dataset directory or of one image."""
+    """Sample IDs, prediction and descriptors (:mod:`pvae.data.descriptors`) of a dataset
+    directory or of one image."""
+    from pvae.data.descriptors import descriptors, store_descriptors
     from pvae.data.imaging.read import read_image, sample_id_of
     from pvae.data.store import open_dataset
 
     if path.is_dir() and (path / MANIFEST).exists():
         store = open_dataset(path)
         prediction = ensemble.predict_store(store, batch_size=batch_size, progress=progress)
-        return store.manifest["sample_id"].tolist(), prediction
+        features = store_descriptors(store, range(len(store)))
+        return store.manifest["sample_id"].tolist(), prediction, features
     image = read_image(path)
     ensemble.check_shape(image.shape, path)
-    return [sample_id_of(path)], ensemble.predict(image[None])
+    return [sample_id_of(path)], ensemble.predict(image[None]), descriptors(image[None])
 
 
 def run_domain(args) -> None:
@@ -143,19 +150,38 @@ def run_predict(args) -> None:
     if args.batch_size < 1:
         raise PvaeError(f"--batch-size {args.batch_size}: need at least 1")
     ensemble = load_surrogate(args.model, resolve_device(args.device), bfloat16=args.bf16)
-    ids, p = _read(args.path, ensemble, args.batch_size, args.progress)
+    ids, p, features = _read(args.path, ensemble, args.batch_size, args.progress)
+    domain = ensemble.domain
+    distance = domain.distance(features) if domain is not None else np.full(len(ids), np.nan)
+    inside = distance <= domain.threshold if domain is not None else [None] * len(ids)
     if args.json:
         print_json({
             "model": ensemble.fingerprint, "units": "lattice", "convention": "superficial",
+            "domain_threshold": domain.threshold if domain is not None else None,
             "samples": [
                 {"sample_id": i, "porosity": float(p.porosity[n]), "permeability": p.k[n].tolist(),
-                 "spread_log10": p.spread[n].tolist(), "percolating": p.percolating[n].tolist()}
+                 "spread_log10": p.spread[n].tolist(), "percolating": p.percolating[n].tolist(),
+                 "domain_distance": None if domain is None else float(distance[n]),
+                 "in_domain": None if domain is None else bool(inside[n])}
                 for n, i in enumerate(ids)
             ],
         })  # fmt: skip
-        return
-    print(f"{'sample_id':<24} {'porosity':>8} {'k_xx':>10} {'k_yy':>10} {'k_zz':>10} {'spread':>7}")
+    else:
+        _print_table(ids, p, distance, inside, domain)
+    if domain is None:
+        warnings.warn(no_domain_message(args.model), PvaeWarning, stacklevel=1)
+    elif not all(inside):
+        warnings.warn(f"{sum(not v for v in inside)} of {len(ids)} images lie outside the "
+                      f"surrogate's domain (distance > {domain.threshold:.2f}): check them "
+                      "with LBM", PvaeWarning, stacklevel=1)  # fmt: skip
+
+
+def _print_table(ids, p, distance, inside, domain) -> None:
+    """The table of ``pvae surrogate predict``: one line per sample."""
+    print(f"{'sample_id':<24} {'porosity':>8} {'k_xx':>10} {'k_yy':>10} {'k_zz':>10} {'spread':>7} "
+          f"{'domain':>7} {'in_domain':>9}")  # fmt: skip
     for n, sample_id in enumerate(ids):
         kxx, kyy, kzz = (p.k[n, i, i] for i in range(3))
+        verdict = "-" if domain is None else ("yes" if inside[n] else "NO")
         print(f"{sample_id:<24} {p.porosity[n]:8.4f} {kxx:10.4g} {kyy:10.4g} {kzz:10.4g} "
-              f"{p.max_spread[n]:7.3f}")  # fmt: skip
+              f"{p.max_spread[n]:7.3f} {distance[n]:7.2f} {verdict:>9}")  # fmt: skip

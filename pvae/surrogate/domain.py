@@ -116,6 +116,12 @@ class ApplicabilityDomain:
         )
 
 
+def no_domain_message(model) -> str:
+    """The warning for a surrogate bundle without a domain (made before domains existed)."""
+    return (f"{model} has no applicability domain: images unlike its training images are not "
+            "flagged; add one with pvae surrogate domain MODEL")  # fmt: skip
+
+
 def fit_domain(parts, quantile: float = QUANTILE) -> ApplicabilityDomain:
     """The domain of a surrogate from the stores and rows it was trained on.
 
