@@ -91,3 +91,21 @@ def test_the_test_ray_is_private(other_ray, ray_cluster):
     context = ray_cluster.get_runtime_context()
     assert not context.gcs_address.endswith(f":{port}")
     assert ray_cluster.cluster_resources().get("CPU") == 2
+
+
+@pytest.mark.slow  # 3 min on 2 cores beside a training run: make test-slow
+def test_labelling_runs_started_together_all_succeed(tmp_path):
+    """Three ``pvae data label`` runs launched at the same moment, each starting its own
+    Ray: Ray picks a new cluster's ports before binding them, so unserialized starts can
+    collide (ray-project/ray#53906); pvae serializes them with a lock."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"
+    roots = [synthesize("spheres", 2, 16, seed=4 + i, out=tmp_path / f"ds{i}", workers=1,
+                        progress=False) for i in range(3)]  # fmt: skip
+    runs = [subprocess.Popen([sys.executable, "-m", "pvae", "data", "label", str(root), "--tol",
+                              "1e-4", "--check-every", "50"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for root in roots]  # fmt: skip
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        assert out.startswith("labelled 2 samples by LBM"), out

@@ -3,8 +3,15 @@
 import contextlib
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 import ray
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; starts there are not serialized
+    fcntl = None
 
 # Ray's notice that a new local cluster uses token authentication (Ray's default, kept):
 # for a Ray that pvae starts for itself it is noise on every command
@@ -21,6 +28,27 @@ def _quiet(logger_name: str):
         yield
     finally:
         logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _start_lock():
+    """Hold a machine-wide lock while this process starts its local Ray.
+
+    Ray picks the ports of a new local cluster before its processes bind them, so two
+    clusters started at the same moment can pick the same port and one of them fails
+    (ray-project/ray#53906): two ``pvae data label`` runs launched together, say. Once
+    ``ray.init`` returns, the ports are bound and the next start sees them taken.
+    """
+    if fcntl is None:
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / f"pvae-ray-start-{os.getuid()}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -53,7 +81,7 @@ def ray_session(
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            with _quiet(TOKEN_NOTICE):
+            with _quiet(TOKEN_NOTICE), _start_lock():
                 ray.init(
                     address="local",  # a new one: never the last `ray start` cluster
                     num_cpus=num_cpus,
