@@ -78,7 +78,7 @@ def conditional_success(loaded, prior, store, rows, critic) -> dict:
         target = {"porosity": porosity, **{
             f"k_{a}{a}": v for a, v in zip("xyz", diagonal, strict=True)}}  # fmt: skip
         z = prior.sample(PER_TARGET, torch.Generator().manual_seed(i), condition)
-        images = decode_structures(loaded.model, z)
+        images = decode_structures(loaded.model, z, smoothing=prior.smoothing)
         predicted = critic.predict(images)
         log10_k = np.log10(np.clip(np.diagonal(predicted.k, axis1=1, axis2=2), 1e-300, None))
         errors = tolerance_errors(predicted.porosity, log10_k, target)

@@ -110,6 +110,29 @@ def test_evaluate_reports_generation_and_shows_prior_samples(trained_spatial_run
     assert (out / "prior_samples.png").stat().st_size > 10_000
 
 
+def test_smoothing_is_a_periodic_mean_preserving_blur_that_removes_speckle(rng):
+    from scipy.ndimage import gaussian_filter
+
+    from pvae.data.descriptors import descriptors
+    from pvae.vae.inference import binarize_logits, smooth_logits
+
+    logits = torch.from_numpy(rng.normal(size=(2, 1, 12, 10, 8)).astype(np.float32))
+    blurred = smooth_logits(logits, 0.7)
+    expected = gaussian_filter(logits.numpy(), (0, 0, 0.7, 0.7, 0.7), mode="wrap",
+                               truncate=3 / 0.7)  # radius ceil(3 sigma) = 3 voxels
+    assert np.allclose(blurred.numpy(), expected, atol=1e-5)  # a periodic Gaussian blur
+    assert torch.allclose(blurred.mean(dim=(2, 3, 4)), logits.mean(dim=(2, 3, 4)), atol=1e-5)
+    assert torch.equal(smooth_logits(logits, 0.0), logits)
+    # a sphere's logits with speckle: the blur takes the speckle's surface away
+    z, y, x = np.mgrid[:24, :24, :24]
+    sphere = 4.0 * (((z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2) < 64) - 2.0
+    noisy = torch.from_numpy((sphere + 3.0 * rng.normal(size=sphere.shape)).astype(np.float32))
+    surface = [descriptors(binarize_logits(v)[None].numpy())[0, 1:4].mean()
+               for v in (torch.from_numpy(sphere.astype(np.float32)), noisy,
+                         smooth_logits(noisy, 0.7))]  # fmt: skip
+    assert surface[2] < 0.5 * surface[1] and surface[2] < 3 * surface[0]
+
+
 def test_diffusion_prior_learns_a_conditional_distribution():
     """Coefficients whose first component is the target: conditioned draws follow it."""
     from pvae.vae.diffusion import DenoiserConfig, ddim_sample, train_denoiser
@@ -128,6 +151,12 @@ def test_diffusion_prior_learns_a_conditional_distribution():
     assert 0.9 < float(drawn[:, 0].median()) < 2.0  # measured 1.15: pulled to the target
     assert float(drawn[:, 0].std()) < 0.5  # measured 0.25 (free: 0.8)
     assert abs(float(drawn[:, 1].mean())) < 0.3  # the unconditioned coordinates stay free
+    # the ancestral sampler (fresh noise every step) draws from the same distributions
+    free = ddim_sample(net, 500, torch.Generator().manual_seed(1), 60, eta=1.0)
+    assert abs(float(free[:, 0].mean())) < 0.3 and 0.7 < float(free[:, 0].std()) < 1.3
+    assert 0.7 < float(free[:, 1:].std()) < 1.3
+    drawn = ddim_sample(net, 500, torch.Generator().manual_seed(2), 60, targets, mask, 2.0, 1.0)
+    assert 0.9 < float(drawn[:, 0].median()) < 2.0 and float(drawn[:, 0].std()) < 0.6
 
 
 def test_grid_denoiser_is_periodic_and_learns_a_conditional_field():

@@ -71,6 +71,7 @@ from pvae.physics.lbm import LBMSettings
 from pvae.surrogate import SurrogateEnsemble
 from pvae.vae.critic import straight_through
 from pvae.vae.fidelity import TOLERANCE
+from pvae.vae.inference import smooth_logits
 from pvae.vae.loading import LoadedModel
 from pvae.vae.verification import verify_structures
 
@@ -304,7 +305,7 @@ def _prior_candidates(loaded, prior, target, porosity, settings, device,
     found = None
     for step in steps:
         at = None if porosity is None else porosity + step
-        images, predicted = _decoded(loaded, z, at)
+        images, predicted = _decoded(loaded, z, at, prior.smoothing)
         suffix = "" if step == 0 else f"@n={at:.3f}"
         drawn = _Candidates(images, _critic_log10_k(loaded, critic, images),
                             np.zeros((len(images), 3)), np.zeros(len(images)),
@@ -328,10 +329,10 @@ def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None)
     return np.lexsort((candidates.overlap, key))
 
 
-def _decoded(loaded, z, porosity) -> tuple[np.ndarray, np.ndarray]:
+def _decoded(loaded, z, porosity, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_structures` of z (S, L) in batches of 32, binarized at ``porosity`` (None:
-    each decode's expected pore fraction)."""
-    parts = [_structures(loaded, chunk, _pore_fractions(loaded, chunk, porosity))
+    each decode's expected pore fraction) after a ``smoothing`` blur of the logits."""
+    parts = [_structures(loaded, chunk, _pore_fractions(loaded, chunk, porosity), smoothing)
              for chunk in torch.split(z, 32)]  # fmt: skip
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
@@ -443,10 +444,12 @@ def optimise_latents(
     return x.detach(), np.array(history)
 
 
-def _structures(loaded, z, porosity) -> tuple[np.ndarray, np.ndarray]:
-    """Decode z and binarize each at its pore fraction: images (S, D, H, W) bool and the
-    regressor's predictions at z (S, T)."""
+def _structures(loaded, z, porosity, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Decode z, blur the logits by ``smoothing`` voxels (:func:`smooth_logits`) and
+    binarize each at its pore fraction: images (S, D, H, W) bool and the regressor's
+    predictions at z (S, T)."""
     logits, predicted = decode_logits(loaded, z.cpu().numpy())
+    logits = smooth_logits(torch.from_numpy(logits), smoothing).numpy()
     images = np.stack([binarize_at(x, float(p)) for x, p in zip(logits, porosity, strict=True)])
     return images, predicted
 

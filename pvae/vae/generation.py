@@ -24,7 +24,7 @@ from pvae.core.atomic import atomic_directory, check_out
 from pvae.core.errors import PvaeError
 from pvae.data.descriptors import descriptors, knn_mean_distance
 from pvae.data.imaging import write_structure
-from pvae.vae.inference import binarize_logits
+from pvae.vae.inference import binarize_logits, smooth_logits
 
 QUANTILE = 0.95
 
@@ -74,13 +74,18 @@ def generation_metrics(generated: np.ndarray, train: np.ndarray, held_out: np.nd
 
 
 @torch.no_grad()
-def decode_structures(model, z: torch.Tensor, batch_size: int = 16) -> np.ndarray:
+def decode_structures(model, z: torch.Tensor, batch_size: int = 16,
+                      smoothing: float = 0.0) -> np.ndarray:  # fmt: skip
     """Binarized decodes of latents (porosity-preserving, :func:`binarize_logits`).
 
     Parameters
     ----------
     model : PVAE
     z : torch.Tensor, shape (N, latent_dim)
+    batch_size : int
+    smoothing : float
+        Gaussian blur of the logits before binarizing, voxels (:func:`smooth_logits`;
+        a prior's ``smoothing``).
 
     Returns
     -------
@@ -88,10 +93,10 @@ def decode_structures(model, z: torch.Tensor, batch_size: int = 16) -> np.ndarra
         ``True`` = pore.
     """
     device = next(model.parameters()).device
-    parts = [
-        binarize_logits(model.decode(z[i : i + batch_size].to(device)))[:, 0].cpu().numpy()
-        for i in range(0, len(z), batch_size)
-    ]
+    parts = []
+    for i in range(0, len(z), batch_size):
+        logits = smooth_logits(model.decode(z[i : i + batch_size].to(device)), smoothing)
+        parts.append(binarize_logits(logits)[:, 0].cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros((0, *model.input_shape), dtype=bool)
 
 
@@ -115,7 +120,7 @@ def measure_generation(model, prior, train_images: np.ndarray, held_out_images: 
     samples : np.ndarray of bool, shape (count, D, H, W)
     """
     generator = torch.Generator().manual_seed(seed)
-    samples = decode_structures(model, prior.sample(count, generator))
+    samples = decode_structures(model, prior.sample(count, generator), smoothing=prior.smoothing)
     metrics = generation_metrics(
         descriptors(samples), descriptors(train_images), descriptors(held_out_images)
     )
@@ -161,7 +166,7 @@ def write_samples(loaded, prior, count: int, out, formats=("npy",), condition: d
             raise PvaeError(f"the model's prior does not know the target {exc}") from None
     else:
         z = prior.sample(count, generator)
-    images = decode_structures(loaded.model, z)
+    images = decode_structures(loaded.model, z, smoothing=prior.smoothing)
     with torch.no_grad():
         device = next(loaded.model.parameters()).device
         predicted = loaded.normalizer.decode(loaded.model.predict(z.to(device)).cpu()).numpy()

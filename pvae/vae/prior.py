@@ -1,9 +1,11 @@
 """Priors over a pVAE's latent space: what generation draws z from.
 
-Every prior has a ``name``, ``sample(count, generator) -> (count, latent_dim)`` and
-``to_dict()``; :func:`prior_from_dict` rebuilds one from its record. A model's prior
-is ``prior.pt`` beside it (its run folder or bundle, :func:`find_prior`); a model
-without one samples N(0, I).
+Every prior has a ``name``, ``sample(count, generator) -> (count, latent_dim)``,
+``smoothing`` (the Gaussian blur, in voxels, of its draws' decoder logits before they
+are binarized: :func:`pvae.vae.inference.smooth_logits`) and ``to_dict()``;
+:func:`prior_from_dict` rebuilds one from its record. A model's prior is ``prior.pt``
+beside it (its run folder or bundle, :func:`find_prior`); a model without one samples
+N(0, I).
 
 - :class:`StandardNormalPrior`: z ~ N(0, I), the VAE's own prior. With the small KL
   weights that reconstruction needs, the encodings do not fill it, and its decodes
@@ -46,6 +48,7 @@ class StandardNormalPrior:
     """z ~ N(0, I) of ``latent_dim`` dimensions."""
 
     name = "standard_normal"
+    smoothing = 0.0
 
     def __init__(self, latent_dim: int):
         self.latent_dim = int(latent_dim)
@@ -63,6 +66,7 @@ class GaussianPrior:
     coefficients along their principal components (:class:`LatentBasis`)."""
 
     name = "gaussian"
+    smoothing = 0.0
 
     def __init__(self, basis: LatentBasis):
         self.basis = basis
