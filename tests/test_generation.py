@@ -264,6 +264,9 @@ def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
     prior = find_prior(model, loaded.model.config.latent_dim)
     critic, _ = find_critic(model, loaded)
     settings = InverseSettings(prior_samples=4)
+    assert prior.eta == 1.0 and prior.smoothing > 0  # a new fit samples ancestrally, blurred
+    numpy_target = {"porosity": np.float64(0.5)}  # numpy values condition like Python floats
+    assert prior.sample(2, torch.Generator(), numpy_target).shape == (2, np.prod(latent))
     target = {"porosity": 0.5, "k_xx": 0.1}
     drawn = _prior_candidates(loaded, prior, target, 0.5, settings, "cpu", critic)
     assert len(drawn) == 12 and drawn.kinds[:4] == ["prior"] * 4  # at n and n -/+ 0.01

@@ -495,7 +495,7 @@ class DiffusionPrior:
             for name in condition:
                 if name not in self.target_names:
                     raise KeyError(name)
-            raw = torch.tensor([condition.get(n, math.nan) for n in self.target_names])
+            raw = torch.tensor([float(condition.get(n, math.nan)) for n in self.target_names])
             standardized = (raw - self.target_mean) / self.target_std
             mask = standardized.isfinite().float().expand(count, -1).contiguous()
             targets = torch.nan_to_num(standardized).expand(count, -1).contiguous()
