@@ -125,14 +125,14 @@ def reference_rows(loaded, store, splits, train, test, components, symmetries) -
 def sampler_rows(model, prior, train, test, count, samplers) -> dict:
     """The diffusion prior's draws under other sampler settings (``ETA:STEPS:BLUR``:
     fresh noise per step, sampler steps, blur of the logits in voxels)."""
-    rows = {}
+    rows, descriptors_train, descriptors_test = {}, descriptors(train), descriptors(test)
     x = torch.from_numpy(test).float()[:, None]
     with torch.no_grad():
         encoded = torch.cat([model.encode(x[i : i + 16])[0] for i in range(0, len(x), 16)])
     for blur in sorted({float(spec.split(":")[2]) for spec in samplers} | {prior.smoothing}):
         decoded = decode_structures(model, encoded, smoothing=blur)  # what the blur costs data
         rows[f"test reconstructions, blur {blur:g}"] = {
-            **generation_metrics(descriptors(decoded), descriptors(train), descriptors(test)),
+            **generation_metrics(descriptors(decoded), descriptors_train, descriptors_test),
             "fit_s": None}  # fmt: skip
     for spec in samplers:
         eta, steps, blur = spec.split(":")
