@@ -210,7 +210,9 @@ class _Embedding(nn.Module):
         freqs = torch.exp(-math.log(1000.0) * torch.arange(32, device=t.device) / 32)
         angles = 1000.0 * t[:, None] * freqs[None]  # (B, 32)
         e = self.time(torch.cat([angles.sin(), angles.cos()], dim=1))
-        if self.condition is not None and targets is not None:
+        if self.condition is not None:  # no targets = all hidden, as trained
+            if targets is None:
+                targets = mask = t.new_zeros(len(t), self.condition.in_features // 2)
             e = e + self.condition(torch.cat([targets * mask, mask], dim=1))
         return e
 
