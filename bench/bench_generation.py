@@ -2,7 +2,7 @@
 
     python bench/bench_generation.py [--model runs/design] [--samples 256]
         [--priors standard_normal gaussian diffusion-pca diffusion] [--steps N] [--targets 12]
-        [--samplers ETA:STEPS:BLUR ...]
+        [--samplers ETA:STEPS:BLUR ...] [--seed 0]
 
 For a trained pVAE (default: the design model, ``make design-model``), each prior is
 fitted to the model's training split (``pvae prior fit``; standard_normal needs none)
@@ -122,9 +122,9 @@ def reference_rows(loaded, store, splits, train, test, components, symmetries) -
     return {name: {**row, "fit_s": None} for name, row in rows.items()}
 
 
-def sampler_rows(model, prior, train, test, count, samplers) -> dict:
+def sampler_rows(model, prior, train, test, count, samplers, seed) -> dict:
     """The diffusion prior's draws under other sampler settings (``ETA:STEPS:BLUR``:
-    fresh noise per step, sampler steps, blur of the logits in voxels)."""
+    fresh noise per step, sampler steps, blur of the logits in voxels), draws of ``seed``."""
     rows, descriptors_train, descriptors_test = {}, descriptors(train), descriptors(test)
     x = torch.from_numpy(test).float()[:, None]
     with torch.no_grad():
@@ -139,7 +139,7 @@ def sampler_rows(model, prior, train, test, count, samplers) -> dict:
         variant = copy.copy(prior)
         variant.eta, variant.sampling_steps, variant.smoothing = float(eta), int(steps), float(blur)
         began = time.perf_counter()
-        metrics, _ = measure_generation(model, variant, train, test, count)
+        metrics, _ = measure_generation(model, variant, train, test, count, seed)
         name = f"diffusion, eta {float(eta):g}, {int(steps)} steps, blur {float(blur):g}"
         rows[name] = {**metrics, "fit_s": None, "reused": True,
                       "sample_and_score_s": time.perf_counter() - began}  # fmt: skip
@@ -151,6 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("runs/design"))
     parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the prior draws: settings chosen on one seed are checked "
+                             "on another")  # fmt: skip
     parser.add_argument("--priors", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--steps", type=int, help="denoiser steps (default: fit_prior's)")
     parser.add_argument("--components", type=int, default=256)
@@ -192,7 +195,7 @@ def main() -> None:
             save_prior(prior, kept)
             fitted = time.perf_counter() - began
         began = time.perf_counter()
-        metrics, _ = measure_generation(loaded.model, prior, train, test, args.samples)
+        metrics, _ = measure_generation(loaded.model, prior, train, test, args.samples, args.seed)
         row = {**metrics, "fit_s": fitted, "sample_and_score_s": time.perf_counter() - began,
                "reused": kind != "standard_normal" and fitted is None}  # fmt: skip
         if hasattr(prior, "target_names"):
@@ -201,7 +204,7 @@ def main() -> None:
         print(kind, json.dumps(row), flush=True)
         if kind == "diffusion":
             rows.update(sampler_rows(loaded.model, prior, train, test, args.samples,
-                                     args.samplers))  # fmt: skip
+                                     args.samplers, args.seed))  # fmt: skip
     end = machine()
     result = {
         "command": " ".join(["python", *sys.argv]),
@@ -215,7 +218,8 @@ def main() -> None:
         "test_dice": quality["dice"],
         "test_fidelity": quality["fidelity"],
         "settings": {
-            k: getattr(args, k) for k in ("samples", "steps", "components", "symmetries", "targets")
+            k: getattr(args, k)
+            for k in ("samples", "seed", "steps", "components", "symmetries", "targets")
         },  # fmt: skip
         "priors": rows,
     }
