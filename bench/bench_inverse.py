@@ -215,6 +215,10 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=20_000, help="LBM steps cap per direction")
     parser.add_argument("--critic-steps", type=int, default=InverseSettings.critic_steps,
                         help="active learning: critic fine-tuning steps per round (0 = off)")
+    parser.add_argument("--prior-samples", type=int, default=InverseSettings.prior_samples,
+                        help="conditional prior draws screened per target")  # fmt: skip
+    parser.add_argument("--variation-rounds", type=int, default=InverseSettings.variation_rounds,
+                        help="rounds of prior variations of the best candidates (0 = none)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     loaded = pvae.load_model(args.model)
@@ -223,7 +227,8 @@ def main() -> None:
     critic, critic_file = find_critic(args.model, loaded)
     prior = find_prior(args.model, loaded.model.config.latent_dim)
     index = NoveltyIndex(pool.images())
-    settings = InverseSettings(critic_steps=args.critic_steps)
+    settings = InverseSettings(critic_steps=args.critic_steps, prior_samples=args.prior_samples,
+                               variation_rounds=args.variation_rounds)  # fmt: skip
     learner = CriticLearner(critic, pool, settings.critic_steps) if settings.critic_steps else None
     lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
     sets = target_sets(companion, args.per_family, args.midpoints, args.seed)

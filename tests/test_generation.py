@@ -274,26 +274,43 @@ def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
                            "--out", tmp_path / "plain")  # fmt: skip
     assert code == 2 and "draws without conditions" in err
     assert not (tmp_path / "plain").exists()
-    # inverse design screens the conditional draws beside its recombinations
-    from pvae.design.inverse import InverseSettings, _prior_candidates
+    # inverse design screens the conditional draws, and variations of the best, beside
+    # its recombinations
+    from pvae.design.inverse import InverseSettings, _starts
+    from pvae.design.pool import design_pool
     from pvae.vae.critic import find_critic
     from pvae.vae.prior import StandardNormalPrior
 
     loaded = load_model(model)
     prior = find_prior(model, loaded.model.config.latent_dim)
     critic, _ = find_critic(model, loaded)
-    settings = InverseSettings(prior_samples=4)
     assert prior.eta == 1.0 and prior.smoothing > 0  # a new fit samples ancestrally, blurred
     numpy_target = {"porosity": np.float64(0.5)}  # numpy values condition like Python floats
     assert prior.sample(2, torch.Generator(), numpy_target).shape == (2, np.prod(latent))
+    z = prior.sample(6, torch.Generator().manual_seed(0))
+    near, far = (prior.vary(z, t, torch.Generator().manual_seed(1)) for t in (0.05, 1.0))
+    assert ((near - z) ** 2).mean() < 0.2 * ((far - z) ** 2).mean()  # a small time keeps z
+    with pytest.raises(ValueError, match="time"):
+        prior.vary(z, 0.0, torch.Generator())
+    pool = design_pool(loaded, open_dataset(data))
+    settings = InverseSettings(candidates=2, starts=2, parents=2, mixtures=8, prior_samples=4,
+                               variations=6, variation_rounds=2)  # fmt: skip
     target = {"porosity": 0.5, "k_xx": 0.1}
-    drawn = _prior_candidates(loaded, prior, target, 0.5, settings, "cpu", critic)
-    assert len(drawn) == 12 and drawn.kinds[:4] == ["prior"] * 4  # at n and n -/+ 0.01
-    np.testing.assert_allclose(drawn.images.mean(axis=(1, 2, 3))[:4], 0.5, atol=1 / 4096)
-    # a draw that does not percolate along an axis has K = 0 there (log10 -inf), never NaN
-    assert not np.isnan(drawn.log10_k).any() and np.isfinite(drawn.log10_k).any()
+    screened = _starts(loaded, pool, target, 0.5, settings, "cpu", critic, prior).screened
+    kinds = screened.kinds
+    assert len(screened) == 3 * 8 + 3 * 4 + 2 * 6  # mixtures and draws at n and n -/+ 0.01
+    assert kinds[24:36] == ["prior"] * 4 + ["prior@n=0.490"] * 4 + ["prior@n=0.510"] * 4
+    assert all(k.startswith("vary(0.3):") for k in kinds[36:])
+    porosity = screened.images.mean(axis=(1, 2, 3))
+    expected = [0.5, 0.49, 0.51, 0.5, 0.49, 0.51, 0.5, 0.5]
+    at = [0, 8, 16, 24, 28, 32, 36, 47]  # mixtures, draws, variations (at n only)
+    np.testing.assert_allclose(porosity[at], expected, atol=1 / 4096)
+    assert (screened.overlap[24:36] == 0).all()  # a draw has no parents
+    # a structure that does not percolate along an axis has K = 0 there (log10 -inf), never NaN
+    assert not np.isnan(screened.log10_k).any() and np.isfinite(screened.log10_k).any()
     plain = StandardNormalPrior(loaded.model.config.latent_dim)
-    assert _prior_candidates(loaded, plain, target, 0.5, settings, "cpu", critic) is None
+    plain_screened = _starts(loaded, pool, target, 0.5, settings, "cpu", critic, plain).screened
+    assert len(plain_screened) == 3 * 8  # no conditional prior: recombinations only
 
 
 def test_training_measures_generation_into_the_study_metric(tiny_labelled, tmp_path):

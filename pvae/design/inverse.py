@@ -40,7 +40,12 @@ superficial convention):
 A model with a conditional prior (``prior.pt`` beside it: latent diffusion,
 :mod:`pvae.vae.diffusion`) adds ``prior_samples`` draws conditioned on the target to the
 screened candidates of step 4, beside the recombinations: structures that no two
-catalogue samples make, which reach where the recombinations cannot.
+catalogue samples make, which reach where the recombinations cannot. Then, for
+``variation_rounds`` rounds, the best screened candidates so far (recombinations or
+draws) are varied by the prior (:meth:`pvae.vae.diffusion.DiffusionPrior.vary`: noised
+to ``variation_time`` and denoised toward the target), screened, and join them: a
+search by the critic that moves off the span of the catalogue and stays where the
+prior puts real structures.
 
 Targets outside the range of the training data are reported as such and not attempted.
 """
@@ -76,6 +81,7 @@ from pvae.vae.loading import LoadedModel
 from pvae.vae.verification import verify_structures
 
 NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
+VARIATIONS_PER_SEED = 4  # prior variations of each screened candidate picked to vary
 POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
 
 
@@ -98,6 +104,13 @@ class InverseSettings:
     prior_samples : int
         Draws of the model's conditional prior, conditioned on the target, screened
         beside the mixtures (0 = none; used when a conditional prior is given).
+    variations, variation_rounds : int
+        Per round, variations of the best screened candidates by the conditional
+        prior (:data:`VARIATIONS_PER_SEED` of each), screened beside them; rounds
+        (0 = none).
+    variation_time : float
+        How far each variation is noised before the prior denoises it, in (0, 1]:
+        small keeps the structure's layout, 1 is a fresh draw.
     steps : int
         Adam steps on z.
     lr : float
@@ -126,7 +139,10 @@ class InverseSettings:
     starts: int = 16
     parents: int = 8
     mixtures: int = 256
-    prior_samples: int = 64
+    prior_samples: int = 32
+    variations: int = 32
+    variation_rounds: int = 2
+    variation_time: float = 0.3
     steps: int = 30
     lr: float = 0.05
     critic_weight: float = 1.0
@@ -150,8 +166,10 @@ class InverseSettings:
             problems.append("parents >= 1")
         if self.mixtures < self.starts:
             problems.append("mixtures >= starts")
-        if self.prior_samples < 0:
-            problems.append("prior_samples >= 0")
+        if min(self.prior_samples, self.variations, self.variation_rounds) < 0:
+            problems.append("prior_samples, variations and variation_rounds >= 0")
+        if not 0 < self.variation_time <= 1:
+            problems.append("variation_time in (0, 1]")
         if self.steps < 0 or self.critic_steps < 0:
             problems.append("steps and critic_steps >= 0")
         if not self.lr > 0 or not self.temperature > 0:
@@ -275,43 +293,98 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
                            parent_overlap(images, parent_images), kinds, predicted)  # fmt: skip
 
     screened = candidates(images, found.kinds)
+    sources = _Sources(z.cpu(), parent_images, np.arange(len(z)))
     picked = _ranking(screened, target, settings)[: settings.starts]
     best = found.take(picked)
     if porosity is not None:  # the same structures a little more and less open, for later rounds
         for step in (s for s in (-POROSITY_STEP, POROSITY_STEP) if 0 < porosity + s < 1):
             kinds = [f"{k}@n={porosity + step:.3f}" for k in found.kinds]
             screened = screened.extend(candidates(_decoded(loaded, z, porosity + step)[0], kinds))
-    screened = screened.extend(_prior_candidates(loaded, prior, target, porosity, settings,
-                                                 device, critic))  # fmt: skip
+            sources.row = np.concatenate([sources.row, np.arange(len(z))])
+    screened = _prior_candidates(loaded, prior, target, porosity, settings, critic, screened,
+                                 sources)  # fmt: skip
     return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
                    basis.images[best.pairs], screened.offset[picked], screened)  # fmt: skip
 
 
-def _prior_candidates(loaded, prior, target, porosity, settings, device,
-                      critic) -> "_Candidates | None":  # fmt: skip
-    """``prior_samples`` draws of a conditional prior for the target, decoded, binarized
-    at ``porosity`` (and ``POROSITY_STEP`` off it) and scored by the critic; None
-    without a conditional prior. They have no parents: no residual correction, no
-    parent overlap (novelty is measured against the pool when they are picked)."""
-    if prior is None or not hasattr(prior, "target_names") or not settings.prior_samples:
-        return None
+@dataclass
+class _Sources:
+    """The latents behind screened candidates, for varying them: ``z`` (R, L), the
+    ``parents`` (R, 2, V) bool whose overlap bounds each one's novelty (all False for
+    a prior draw), and ``row`` (M,), each candidate's row of ``z`` (a structure
+    binarized at several porosities is one row)."""
+
+    z: torch.Tensor
+    parents: np.ndarray
+    row: np.ndarray
+
+    def add(self, z: torch.Tensor, parents: np.ndarray, rows: np.ndarray) -> None:
+        """Append latents z (n, L) with their ``parents`` (n, 2, V), and candidates' rows
+        into them (positions in z)."""
+        self.row = np.concatenate([self.row, len(self.z) + rows])
+        self.z = torch.cat([self.z, z.cpu()])
+        self.parents = np.concatenate([self.parents, parents])
+
+
+def _prior_candidates(loaded, prior, target, porosity, settings, critic,
+                      screened: "_Candidates", sources: _Sources) -> "_Candidates":  # fmt: skip
+    """``screened`` with a conditional prior's candidates for the target added;
+    ``screened`` itself without a conditional prior.
+
+    ``prior_samples`` draws conditioned on the target are decoded, binarized at
+    ``porosity`` (and ``POROSITY_STEP`` off it) and scored by the critic. They have no
+    parents: no residual correction, no parent overlap (novelty is measured against
+    the pool when they are picked). Then each of ``variation_rounds`` rounds varies
+    the best screened candidates so far (:func:`_varied`). ``sources`` grows with them.
+    """
+    if prior is None or not hasattr(prior, "target_names"):
+        return screened
     wanted = target_vector(target, loaded.targets)
     condition = {name: float(v) for name, v in zip(loaded.targets, wanted, strict=True)
                  if np.isfinite(v) and name in prior.target_names}  # fmt: skip
     generator = torch.Generator().manual_seed(settings.seed)
-    z = prior.sample(settings.prior_samples, generator, condition).to(device)
-    steps = [0.0] + [s for s in (-POROSITY_STEP, POROSITY_STEP)
-                     if porosity is not None and 0 < porosity + s < 1]  # fmt: skip
-    found = None
-    for step in steps:
-        at = None if porosity is None else porosity + step
-        images, predicted = _decoded(loaded, z, at, prior.smoothing)
-        suffix = "" if step == 0 else f"@n={at:.3f}"
-        drawn = _Candidates(images, _critic_log10_k(loaded, critic, images),
-                            np.zeros((len(images), 3)), np.zeros(len(images)),
-                            [f"prior{suffix}"] * len(images), predicted)  # fmt: skip
-        found = drawn if found is None else found.extend(drawn)
-    return found
+    if settings.prior_samples:
+        z = prior.sample(settings.prior_samples, generator, condition)
+        steps = [0.0] + [s for s in (-POROSITY_STEP, POROSITY_STEP)
+                         if porosity is not None and 0 < porosity + s < 1]  # fmt: skip
+        for step in steps:
+            at = None if porosity is None else porosity + step
+            images, predicted = _decoded(loaded, z, at, prior.smoothing)
+            suffix = "" if step == 0 else f"@n={at:.3f}"
+            screened = screened.extend(_Candidates(
+                images, _critic_log10_k(loaded, critic, images), np.zeros((len(z), 3)),
+                np.zeros(len(z)), [f"prior{suffix}"] * len(z), predicted))  # fmt: skip
+        parents = np.zeros((len(z), *sources.parents.shape[1:]), dtype=bool)
+        sources.add(z, parents, np.tile(np.arange(len(z)), len(steps)))
+    for _ in range(settings.variation_rounds if settings.variations else 0):
+        screened = _varied(loaded, prior, target, porosity, settings, critic, screened,
+                           sources, condition, generator)  # fmt: skip
+    return screened
+
+
+def _varied(loaded, prior, target, porosity, settings, critic, screened, sources,
+            condition, generator) -> "_Candidates":  # fmt: skip
+    """``screened`` with one round of prior variations added: the best screened
+    candidates (distinct latents, by estimated error alone) are varied
+    :data:`VARIATIONS_PER_SEED` times each, ``variations`` in all
+    (:meth:`~pvae.vae.diffusion.DiffusionPrior.vary`), binarized at ``porosity`` and
+    scored by the critic. A variation keeps its seed's residual correction (it is a
+    nearby structure) and its seed's parents for the novelty bound."""
+    order = sources.row[_ranking(screened, target, settings, slack=0.0)]
+    seeds = order[np.sort(np.unique(order, return_index=True)[1])]
+    seeds = seeds[: -(-settings.variations // VARIATIONS_PER_SEED)]
+    seeds = np.repeat(seeds, VARIATIONS_PER_SEED)[: settings.variations]
+    first = np.array([np.flatnonzero(sources.row == r)[0] for r in seeds])  # a candidate of each
+    z = prior.vary(sources.z[seeds], settings.variation_time, generator, condition)
+    images, predicted = _decoded(loaded, z, porosity, prior.smoothing)
+    parents = sources.parents[seeds]
+    kinds = [f"vary({settings.variation_time:g}):{screened.kinds[i].split('@')[0]}"
+             for i in first]  # fmt: skip
+    overlap = None if screened.overlap is None else parent_overlap(images, parents)
+    sources.add(z, parents, np.arange(len(z)))
+    varied = _Candidates(images, _critic_log10_k(loaded, critic, images),
+                         screened.offset[first], overlap, kinds, predicted)  # fmt: skip
+    return screened.extend(varied)
 
 
 def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None) -> np.ndarray:

@@ -412,7 +412,8 @@ def _resume(checkpoint: Path, parts: dict, generator: torch.Generator,
 def ddim_sample(net: nn.Module, count: int, generator: torch.Generator,
                 steps: int = 50, targets: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, guidance: float = 1.0,
-                eta: float = 0.0):  # fmt: skip
+                eta: float = 0.0, start: torch.Tensor | None = None,
+                start_time: float = 1.0):  # fmt: skip
     """DDIM sampling: (count, *net.sample_shape) standardized encodings.
 
     Parameters
@@ -425,9 +426,18 @@ def ddim_sample(net: nn.Module, count: int, generator: torch.Generator,
     eta : float
         Fresh noise per step: 0 = deterministic DDIM, 1 = the ancestral (DDPM) sampler,
         which corrects part of the denoiser's errors at every step.
+    start : torch.Tensor, shape (count, *net.sample_shape), optional
+        Clean encodings to start from: they are noised to ``start_time`` and denoised
+        from there (SDEdit, Meng et al. 2022), so the draws are variations of them.
+        Default: pure noise at time 1.
+    start_time : float
+        Time in (0, 1] the sampler starts at; ``steps`` steps lead from it to 0.
     """
     x = torch.randn((count, *net.sample_shape), generator=generator)
-    times = torch.linspace(1.0, 0.0, steps + 1)
+    if start is not None:
+        a = alpha_bar(torch.tensor(float(start_time)))
+        x = a.sqrt() * start + (1 - a).sqrt() * x
+    times = torch.linspace(float(start_time), 0.0, steps + 1)
     conditioned = mask is not None and bool(mask.any())
     for now, after in zip(times[:-1], times[1:], strict=True):
         t = torch.full((count,), float(now))
@@ -492,18 +502,40 @@ class DiffusionPrior:
 
         Unknown target names raise ``KeyError`` with the name.
         """
-        targets = mask = None
-        if condition:
-            for name in condition:
-                if name not in self.target_names:
-                    raise KeyError(name)
-            raw = torch.tensor([float(condition.get(n, math.nan)) for n in self.target_names])
-            standardized = (raw - self.target_mean) / self.target_std
-            mask = standardized.isfinite().float().expand(count, -1).contiguous()
-            targets = torch.nan_to_num(standardized).expand(count, -1).contiguous()
+        targets, mask = self._condition(count, condition)
         x = ddim_sample(self.net, count, generator, self.sampling_steps, targets, mask,
                         self.guidance, self.eta)  # fmt: skip
         return self.basis.latents(x)
+
+    def vary(self, z: torch.Tensor, time: float, generator: torch.Generator,
+             condition: dict | None = None) -> torch.Tensor:  # fmt: skip
+        """Variations (N, latent_dim) of latents z (N, latent_dim): each is noised to
+        ``time`` in (0, 1] and denoised again (SDEdit) in ``time`` x ``sampling_steps``
+        steps. A small time keeps most of z; 1 forgets it (a plain draw). The result
+        lies where the prior puts encodings, near z, so it decodes to a realistic
+        structure like z's; with ``condition`` the denoising leans toward the target.
+        """
+        if not 0 < time <= 1:
+            raise ValueError(f"time {time}: need 0 < time <= 1")
+        targets, mask = self._condition(len(z), condition)
+        steps = max(1, round(time * self.sampling_steps))
+        start = self.basis.coefficients(torch.as_tensor(z, dtype=torch.float32).cpu())
+        x = ddim_sample(self.net, len(z), generator, steps, targets, mask, self.guidance,
+                        self.eta, start, time)  # fmt: skip
+        return self.basis.latents(x)
+
+    def _condition(self, count: int, condition: dict | None):
+        """Standardized targets and mask (count, T) of a raw ``condition``, or (None, None);
+        unknown target names raise ``KeyError``."""
+        if not condition:
+            return None, None
+        for name in condition:
+            if name not in self.target_names:
+                raise KeyError(name)
+        raw = torch.tensor([float(condition.get(n, math.nan)) for n in self.target_names])
+        standardized = (raw - self.target_mean) / self.target_std
+        mask = standardized.isfinite().float().expand(count, -1).contiguous()
+        return torch.nan_to_num(standardized).expand(count, -1).contiguous(), mask
 
     def to_dict(self) -> dict:
         return {
