@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench bench-gpu bench-fidelity bench-inverse bench-inverse-heldout bench-inverse-foreign design-model default-surrogate constraints clean
+.PHONY: test test-slow demo lint bench bench-gpu bench-fidelity bench-inverse bench-inverse-heldout bench-inverse-foreign design-model design-prior default-surrogate constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 design-model: $(STAMP)
 	$(VENV)/bin/pvae train --experiment bench/design.yaml --out runs/design
 	cp data/default/surrogate.pt runs/design/critic.pt
+
+# its latent diffusion prior (73 min on 2 cores; resumable: run it again after an interruption)
+design-prior: $(STAMP)
+	$(VENV)/bin/pvae prior fit --model runs/design --steps 10000 --out runs/design/prior.pt \
+		--progress
 
 bench/data/companion-s7/manifest.parquet: | $(STAMP)
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae data build-default --seed 7 --per-family 16 \

@@ -107,7 +107,9 @@ class InverseSettings:
     variations, variation_rounds : int
         Per round, variations of the best screened candidates by the conditional
         prior (:data:`VARIATIONS_PER_SEED` of each), screened beside them; rounds
-        (0 = none).
+        (0 = none, the default: on the out-of-catalogue benchmark, 32 draws and 2 rounds
+        of 32 won no target that 64 draws alone did not, and lost one;
+        ``bench/results/generation_attempts.md``, attempt 18).
     variation_time : float
         How far each variation is noised before the prior denoises it, in (0, 1]:
         small keeps the structure's layout, 1 is a fresh draw.
@@ -139,9 +141,9 @@ class InverseSettings:
     starts: int = 16
     parents: int = 8
     mixtures: int = 256
-    prior_samples: int = 32
+    prior_samples: int = 64
     variations: int = 32
-    variation_rounds: int = 2
+    variation_rounds: int = 0
     variation_time: float = 0.3
     steps: int = 30
     lr: float = 0.05
