@@ -477,10 +477,11 @@ class DiffusionPrior:
         (:func:`pvae.vae.inference.smooth_logits`).
 
     The defaults are the sampler of ``bench/results/generation_attempts.md``: on the
-    design model, 256 draws of the ancestral sampler (eta 1, 100 steps) with a 0.7-voxel
-    blur of the logits are realistic in 87% and cover 79% of the test split
-    (``bench/results/generation.md``, seed 1); deterministic DDIM (eta 0, 25 steps) gives
-    about 60% / 55%. 200 steps with a 0.5-voxel blur reach 87% / 84% at twice the time.
+    design model with a 10000-step prior, 256 draws of the ancestral sampler (eta 1, 100
+    steps) with a 0.7-voxel blur of the logits are realistic in 92% and cover 86% of the
+    test split (``bench/results/generation-10k/generation.md``, seed 1; a 5000-step prior
+    87% / 79%); deterministic DDIM (eta 0, 25 steps) gives about 60% / 55% on the
+    5000-step prior.
     """
 
     name = "diffusion"
