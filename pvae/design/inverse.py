@@ -108,7 +108,7 @@ class InverseSettings:
         Per round, variations of the best screened candidates by the conditional
         prior (:data:`VARIATIONS_PER_SEED` of each), screened beside them; rounds
         (0 = none, the default: on the out-of-catalogue benchmark, 32 draws and 2 rounds
-        of 32 won no target that 64 draws alone did not, and lost one;
+        of 32 verified as many targets as 64 draws alone, 6 of 12;
         ``bench/results/generation_attempts.md``, attempt 18).
     variation_time : float
         How far each variation is noised before the prior denoises it, in (0, 1]:
