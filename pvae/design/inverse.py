@@ -345,6 +345,7 @@ def _prior_candidates(loaded, prior, target, porosity, settings, critic,
     condition = {name: float(v) for name, v in zip(loaded.targets, wanted, strict=True)
                  if np.isfinite(v) and name in prior.target_names}  # fmt: skip
     generator = torch.Generator().manual_seed(settings.seed)
+    rounds = settings.variation_rounds if settings.variations else 0
     if settings.prior_samples:
         z = prior.sample(settings.prior_samples, generator, condition)
         steps = [0.0] + [s for s in (-POROSITY_STEP, POROSITY_STEP)
@@ -356,9 +357,10 @@ def _prior_candidates(loaded, prior, target, porosity, settings, critic,
             screened = screened.extend(_Candidates(
                 images, _critic_log10_k(loaded, critic, images), np.zeros((len(z), 3)),
                 np.zeros(len(z)), [f"prior{suffix}"] * len(z), predicted))  # fmt: skip
-        parents = np.zeros((len(z), *sources.parents.shape[1:]), dtype=bool)
-        sources.add(z, parents, np.tile(np.arange(len(z)), len(steps)))
-    for _ in range(settings.variation_rounds if settings.variations else 0):
+        if rounds:  # the draws can be varied too
+            parents = np.zeros((len(z), *sources.parents.shape[1:]), dtype=bool)
+            sources.add(z, parents, np.tile(np.arange(len(z)), len(steps)))
+    for _ in range(rounds):
         screened = _varied(loaded, prior, target, porosity, settings, critic, screened,
                            sources, condition, generator)  # fmt: skip
     return screened
