@@ -285,7 +285,9 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     basis = encode_parents(loaded, pool, parents, rng)
     found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
     z = found.latents()
-    images, predicted = _decoded(loaded, z, porosity)
+    levels = _porosity_levels(porosity)
+    decoded, predicted = _decoded(loaded, z, levels)
+    images = decoded[0]
     own = _critic_log10_k(loaded, critic, basis.images.reshape(-1, *images.shape[1:]))
     residual = np.nan_to_num(basis.log10_k - own, nan=0.0, posinf=0.0, neginf=0.0)  # (B, 3)
     offset, parent_images = found.correction(residual), basis.images[found.pairs]
@@ -298,11 +300,9 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     sources = _Sources(z.cpu(), parent_images, np.arange(len(z)))
     picked = _ranking(screened, target, settings)[: settings.starts]
     best = found.take(picked)
-    if porosity is not None:  # the same structures a little more and less open, for later rounds
-        for step in (s for s in (-POROSITY_STEP, POROSITY_STEP) if 0 < porosity + s < 1):
-            kinds = [f"{k}@n={porosity + step:.3f}" for k in found.kinds]
-            screened = screened.extend(candidates(_decoded(loaded, z, porosity + step)[0], kinds))
-            sources.row = np.concatenate([sources.row, np.arange(len(z))])
+    for at, images in zip(levels[1:], decoded[1:], strict=True):  # a little more, less open
+        screened = screened.extend(candidates(images, [f"{k}@n={at:.3f}" for k in found.kinds]))
+        sources.row = np.concatenate([sources.row, np.arange(len(z))])
     screened = _prior_candidates(loaded, prior, target, porosity, settings, critic, screened,
                                  sources)  # fmt: skip
     return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
@@ -348,18 +348,16 @@ def _prior_candidates(loaded, prior, target, porosity, settings, critic,
     rounds = settings.variation_rounds if settings.variations else 0
     if settings.prior_samples:
         z = prior.sample(settings.prior_samples, generator, condition)
-        steps = [0.0] + [s for s in (-POROSITY_STEP, POROSITY_STEP)
-                         if porosity is not None and 0 < porosity + s < 1]  # fmt: skip
-        for step in steps:
-            at = None if porosity is None else porosity + step
-            images, predicted = _decoded(loaded, z, at, prior.smoothing)
-            suffix = "" if step == 0 else f"@n={at:.3f}"
+        levels = _porosity_levels(porosity)
+        decoded, predicted = _decoded(loaded, z, levels, prior.smoothing)
+        for level, (at, images) in enumerate(zip(levels, decoded, strict=True)):
+            suffix = "" if level == 0 else f"@n={at:.3f}"
             screened = screened.extend(_Candidates(
                 images, _critic_log10_k(loaded, critic, images), np.zeros((len(z), 3)),
                 np.zeros(len(z)), [f"prior{suffix}"] * len(z), predicted))  # fmt: skip
         if rounds:  # the draws can be varied too
             parents = np.zeros((len(z), *sources.parents.shape[1:]), dtype=bool)
-            sources.add(z, parents, np.tile(np.arange(len(z)), len(steps)))
+            sources.add(z, parents, np.tile(np.arange(len(z)), len(levels)))
     for _ in range(rounds):
         screened = _varied(loaded, prior, target, porosity, settings, critic, screened,
                            sources, condition, generator)  # fmt: skip
@@ -380,7 +378,7 @@ def _varied(loaded, prior, target, porosity, settings, critic, screened, sources
     seeds = np.repeat(seeds, VARIATIONS_PER_SEED)[: settings.variations]
     first = np.array([np.flatnonzero(sources.row == r)[0] for r in seeds])  # a candidate of each
     z = prior.vary(sources.z[seeds], settings.variation_time, generator, condition)
-    images, predicted = _decoded(loaded, z, porosity, prior.smoothing)
+    (images,), predicted = _decoded(loaded, z, [porosity], prior.smoothing)
     parents = sources.parents[seeds]
     kinds = [f"vary({settings.variation_time:g}):{screened.kinds[i].split('@')[0]}"
              for i in first]  # fmt: skip
@@ -406,12 +404,27 @@ def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None)
     return np.lexsort((candidates.overlap, key))
 
 
-def _decoded(loaded, z, porosity, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_structures` of z (S, L) in batches of 32, binarized at ``porosity`` (None:
-    each decode's expected pore fraction) after a ``smoothing`` blur of the logits."""
-    parts = [_structures(loaded, chunk, _pore_fractions(loaded, chunk, porosity), smoothing)
-             for chunk in torch.split(z, 32)]  # fmt: skip
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _porosity_levels(porosity: float | None) -> list:
+    """Pore fractions screened candidates are binarized at: the target's, then
+    :data:`POROSITY_STEP` below and above it (within (0, 1)); ``[None]`` without one."""
+    if porosity is None:
+        return [None]
+    steps = (0.0, -POROSITY_STEP, POROSITY_STEP)
+    return [porosity + step for step in steps if 0 < porosity + step < 1]
+
+
+def _decoded(loaded, z, porosities, smoothing: float = 0.0) -> tuple[list, np.ndarray]:
+    """Decode z (S, L) once, in batches of 32, and binarize at each of ``porosities``
+    (None: each decode's expected pore fraction) after a ``smoothing`` blur of the
+    logits: a list of images (S, D, H, W) bool, one per porosity, and the regressor's
+    predictions at z (S, T)."""
+    images, predicted = [[] for _ in porosities], []
+    for chunk in torch.split(z, 32):
+        logits, values = _logits(loaded, chunk, smoothing)
+        predicted.append(values)
+        for out, porosity in zip(images, porosities, strict=True):
+            out.append(_binarized(logits, _pore_fractions(loaded, chunk, porosity)))
+    return [np.concatenate(out) for out in images], np.concatenate(predicted)
 
 
 @torch.no_grad()
@@ -523,12 +536,22 @@ def optimise_latents(
 
 def _structures(loaded, z, porosity, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Decode z, blur the logits by ``smoothing`` voxels (:func:`smooth_logits`) and
-    binarize each at its pore fraction: images (S, D, H, W) bool and the regressor's
-    predictions at z (S, T)."""
+    binarize each at its pore fraction ``porosity`` (S,): images (S, D, H, W) bool and
+    the regressor's predictions at z (S, T)."""
+    logits, predicted = _logits(loaded, z, smoothing)
+    return _binarized(logits, porosity), predicted
+
+
+def _logits(loaded, z, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decoder logits of z (S, L), blurred by ``smoothing`` voxels, (S, D, H, W), and
+    the regressor's predictions at z (S, T)."""
     logits, predicted = decode_logits(loaded, z.cpu().numpy())
-    logits = smooth_logits(torch.from_numpy(logits), smoothing).numpy()
-    images = np.stack([binarize_at(x, float(p)) for x, p in zip(logits, porosity, strict=True)])
-    return images, predicted
+    return smooth_logits(torch.from_numpy(logits), smoothing).numpy(), predicted
+
+
+def _binarized(logits: np.ndarray, porosity) -> np.ndarray:
+    """Logits (S, D, H, W), each binarized at its pore fraction ``porosity`` (S,)."""
+    return np.stack([binarize_at(x, float(p)) for x, p in zip(logits, porosity, strict=True)])
 
 
 def _critic_log10_k(loaded, critic, images) -> np.ndarray:
@@ -580,10 +603,14 @@ def _novelty(index: NoveltyIndex | None, image: np.ndarray) -> tuple[float, int]
 
 
 def _pick(order, images, index, min_novelty, count) -> tuple[list[int], list[float], list[int]]:
-    """The first ``count`` structures in ``order`` whose novelty is >= ``min_novelty``."""
+    """The first ``count`` structures in ``order`` whose novelty is >= ``min_novelty``.
+
+    Novelty is measured here only when it filters (``min_novelty > 0``; about 2 s per
+    structure at 32^3 against 268 references): otherwise it is NaN with match -1, and
+    :func:`_report` measures it for the finalists alone."""
     picked, novelty, match = [], [], []
     for i in order:
-        value, j = _novelty(index, images[i])
+        value, j = _novelty(index, images[i]) if min_novelty > 0 else (math.nan, -1)
         if value < min_novelty:
             continue
         picked.append(int(i))
@@ -680,7 +707,7 @@ def design(
     rest = optimised.take(rest).extend(starts.screened)
     learning = None if learner is None else (loaded, learner, label)
     _refine(state, rest, target, settings, lbm, device, novelty_index, learning)
-    return _report(loaded, state, pool)
+    return _report(loaded, state, pool, novelty_index)
 
 
 def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -749,9 +776,13 @@ def _refine(state, rest, target, settings, lbm, device, index, learning=None) ->
                 state.replace(i, new, j, novelty[j], match[j], result.iloc[j])
 
 
-def _report(loaded, state, pool) -> tuple[pd.DataFrame, np.ndarray]:
-    """The finalists' table, best verified score first, and their images."""
+def _report(loaded, state, pool, index=None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The finalists' table, best verified score first, and their images; novelty
+    not measured while picking is measured now (with ``index``)."""
     found = state.found
+    for i, value in enumerate(state.novelty):
+        if math.isnan(value):
+            state.novelty[i], state.match[i] = _novelty(index, found.images[i])
     table = pd.DataFrame({"start": found.kinds})
     for prop, name in PROPERTIES.items():
         if name in loaded.targets:
