@@ -51,7 +51,7 @@ def dataset(args) -> Path:
     root = args.cache / f"spheres{args.count}-16"
     if not root.exists():
         synthesize("spheres", args.count, 16, seed=11, out=root, progress=False)
-    label_dataset(root, LBMSettings(tol=1e-4, check_every=50), progress=False)
+    label_dataset(root, LBMSettings(), progress=False)
     return root
 
 

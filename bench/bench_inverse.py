@@ -211,7 +211,8 @@ def main() -> None:
     parser.add_argument("--allow-extrapolation", action="store_true",
                         help="attempt targets outside the training ranges")  # fmt: skip
     parser.add_argument("--sets", nargs="+", default=["samples", "midpoints"])
-    parser.add_argument("--tol", type=float, default=1e-4, help="LBM verification tolerance")
+    parser.add_argument("--tol", type=float, default=LBMSettings.tol,
+                        help="LBM verification tolerance (LBMSettings.tol)")
     parser.add_argument("--max-steps", type=int, default=20_000, help="LBM steps cap per direction")
     parser.add_argument("--critic-steps", type=int, default=InverseSettings.critic_steps,
                         help="active learning: critic fine-tuning steps per round (0 = off)")

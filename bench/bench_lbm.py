@@ -6,7 +6,11 @@ MLUPS = million lattice-node updates per second, counting ALL nodes (solid inclu
 every lattice; one permeability tensor is 3 lattices (one per forcing direction). The
 roofline is ``bandwidth / 152 B``: a D3Q19 fp32 update reads and writes 19 populations at
 least; the bandwidth is measured in the same run by a large float32 copy on the device.
-Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the table.
+Then the time to a converged tensor: ``permeability`` of the same images (one per family
+at each of ``--tensor-sizes``) with the default settings and with the earlier default
+(``EARLIER``: stop when the flux changes less than 1e-5 per 100 steps), their steps and
+the largest difference of K relative to the largest K_ii.
+Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the tables.
 """
 
 import argparse
@@ -24,12 +28,13 @@ from machine import machine, synchronize  # noqa: E402
 from pvae.core.atomic import atomic_write_bytes  # noqa: E402
 from pvae.data.microstructures import family_options, synthesize_sample
 from pvae.physics.connectivity import flow_paths
-from pvae.physics.lbm import LBMSettings, permeability_batch
+from pvae.physics.lbm import LBMSettings, permeability, permeability_batch
 from pvae.physics.lbm.collision import relaxation_rates
 from pvae.physics.lbm.dense_torch import DenseTorchLattices
 from pvae.physics.lbm.sparse_cpu import SparseCpuLattices
 
 BYTES_PER_UPDATE = 152  # 19 populations x 4 B x (read + write)
+EARLIER = LBMSettings(tol=1e-5, check_every=100, convergence="change")  # the default until 0.x
 
 
 def overlapping_spheres(size: int, porosity: float, radius: float, seed: int) -> np.ndarray:
@@ -103,6 +108,52 @@ def kernels(device: torch.device):
     return dense[::-1]
 
 
+def time_to_tensor(sizes: list[int], families: list[str], device: torch.device) -> list[dict]:
+    """Seconds, steps and K of one tensor per (size, family) image, default vs ``EARLIER``.
+
+    Returns
+    -------
+    list of dict
+        One row per image: size, family, porosity, seconds and steps (summed over the
+        three directions) of each setting, and ``max_dk`` = max |K - K_earlier| / max K_ii.
+    """
+    rows = []
+    for size in sizes:
+        for seed, family in enumerate(families):
+            image = synthesize_sample(family, (size,) * 3, seed, 0)[0]
+            row = {"size": size, "family": family, "porosity": float(image.mean())}
+            results = {}
+            for name, settings in (("default", LBMSettings()), ("earlier", EARLIER)):
+                start = time.perf_counter()
+                results[name] = permeability(image, settings, device=device)
+                row[f"{name}_s"] = time.perf_counter() - start
+                row[f"{name}_steps"] = int(results[name].steps.sum())
+            k, reference = results["default"].k, results["earlier"].k
+            row["max_dk"] = float(np.abs(k - reference).max() / np.abs(np.diag(reference)).max())
+            rows.append(row)
+            print(f"{size}^3 {family:9s} default {row['default_s']:7.1f} s "
+                  f"({row['default_steps']} steps), earlier {row['earlier_s']:7.1f} s "
+                  f"({row['earlier_steps']} steps), max dK {row['max_dk']:.1e}",
+                  flush=True)  # fmt: skip
+    return rows
+
+
+def tensor_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: per size, median seconds per tensor of both settings and K agreement."""
+    lines = ["| size | images | median s/tensor, default | median s/tensor, earlier | ratio "
+             "| mean steps, default / earlier | max dK / max K_ii |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for size in sorted({r["size"] for r in rows}):
+        part = [r for r in rows if r["size"] == size]
+        new, old = (np.median([r[f"{n}_s"] for r in part]) for n in ("default", "earlier"))
+        steps = [np.mean([r[f"{n}_steps"] for r in part]) for n in ("default", "earlier")]
+        lines.append(f"| {size}^3 | {len(part)} ({', '.join(r['family'] for r in part)}) "
+                     f"| {new:.1f} | {old:.1f} | {old / new:.1f}x "
+                     f"| {steps[0]:.0f} / {steps[1]:.0f} "
+                     f"| {max(r['max_dk'] for r in part):.1e} |")  # fmt: skip
+    return lines
+
+
 def lbm_machine(device: torch.device) -> dict:
     """:func:`machine.machine` plus the solver's device and torch threads."""
     return {**machine(), "torch_threads": torch.get_num_threads(), "device": str(device)}
@@ -115,6 +166,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="approximate time per timing")
     parser.add_argument("--repeats", type=int, default=5, help="timings per case (best kept)")
     parser.add_argument("--batch", type=int, default=16, help="samples of 32^3 in the batch case")
+    parser.add_argument("--tensor-sizes", type=int, nargs="*", default=[32, 64],
+                        help="edges of the time-to-tensor images (128 takes tens of minutes)")
+    parser.add_argument("--tensor-families", nargs="+",
+                        default=["spheres", "foam", "channels", "grf"])  # fmt: skip
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -154,12 +209,14 @@ def main() -> None:
             "steps_per_direction": steps / (3 * len(images)),
         })  # fmt: skip
 
+    tensors = time_to_tensor(args.tensor_sizes, args.tensor_families, device)
     report = {
         "command": " ".join(["python", *sys.argv]),
         "machine": info,
         "bandwidth_GBps": bandwidth / 1e9,
         "bytes_per_update": BYTES_PER_UPDATE,
         "rows": rows,
+        "time_to_tensor": tensors,
     }
     header = (
         f"LBM D3Q19 TRT float32 on {report['machine']['device']} "
@@ -176,6 +233,11 @@ def main() -> None:
         for r in rows
     ]
     markdown = header + "\n".join(table) + "\n"
+    if tensors:
+        markdown += ("\nTime to a converged tensor (one `permeability` call per image, 3 "
+                     "directions), default settings against the earlier default "
+                     f"({EARLIER.convergence} < {EARLIER.tol:g} per {EARLIER.check_every} steps):"
+                     "\n\n" + "\n".join(tensor_table(tensors)) + "\n")
     print("\n" + markdown)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "lbm.json", (json.dumps(report, indent=2) + "\n").encode())

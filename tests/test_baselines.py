@@ -14,7 +14,7 @@ from pvae.design.baselines import (
 from pvae.design.pool import design_pool, lookup
 from pvae.physics.lbm import LBMSettings
 
-FAST_LBM = LBMSettings(tol=1e-4, check_every=50, max_steps=4000)
+FAST_LBM = LBMSettings(max_steps=4000)
 
 
 def test_signed_distance_of_a_periodic_slit():

@@ -110,7 +110,7 @@ def test_inverse_names_the_nearest_reachable_vector(trained_run, tmp_path):
     # inside the training range, the pair in no sample's neighbourhood
     target = {"porosity": float(labels["porosity"].max()), "k_xx": float(labels["k_xx"].min())}
     settings = InverseSettings(candidates=1, starts=2, steps=5, lbm_budget=1)
-    lbm = LBMSettings(tol=1e-4, check_every=50, max_steps=4000)
+    lbm = LBMSettings(max_steps=4000)
     summary = run_inverse(loaded, [("gap", target)], tmp_path / "gap", pool, settings, lbm,
                           formats="npy")  # fmt: skip
     row = summary.iloc[0]

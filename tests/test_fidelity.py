@@ -29,7 +29,7 @@ from pvae.vae.fidelity import (
 from pvae.vae.loading import load_model
 from pvae.vae.train import Trainer
 
-FAST_LBM = LBMSettings(tol=1e-4, check_every=50)
+FAST_LBM = LBMSettings()
 SPATIAL = {"latent_layout": "spatial", "latent_dim": 128, "depth": 2, "base_channels": 4,
            "max_channels": 8, "res_blocks": 1, "regressor_hidden": [16]}  # fmt: skip
 

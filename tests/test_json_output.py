@@ -45,7 +45,7 @@ def test_every_json_output_is_strict_with_one_tensor_shape(trained_run, tmp_path
     image = tmp_path / "one.npy"
     np.save(image, open_dataset(data).image(0))
     outputs = {}
-    code, out, err = run_cli("props", image, "--json", "--tol", "1e-4", "--max-steps", "4000")
+    code, out, err = run_cli("props", image, "--json", "--tol", "1e-3", "--max-steps", "4000")
     assert code == 0, err
     outputs["props"] = strict(out)
     code, out, err = run_cli("surrogate", "predict", "--model", data / SURROGATE, data, "--json")

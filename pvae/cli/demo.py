@@ -32,9 +32,9 @@ from pvae.data.store import open_dataset
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
 INVERSE_TARGETS = 3
 CANDIDATES = 4
-# verification budget of the demo: LBM to a 1e-4 flux change per 100 steps, at most 20k
-# steps per direction (a structure that needs more is reported as not converged)
-VERIFY = ["--tol", "1e-4", "--max-steps", "20000"]
+# verification budget of the demo: LBM to an estimated 0.1% remaining flux error, at most
+# 20k steps per direction (a structure that needs more is reported as not converged)
+VERIFY = ["--tol", "1e-3", "--max-steps", "20000"]
 FIDELITY_SAMPLES = 16  # test samples whose decoded structures LBM measures
 
 

@@ -107,7 +107,11 @@ LBM_OPTIONS = (
                    "help": "TRT (K independent of tau) or BGK (to reproduce BGK data)"}),
     ("tau", {"type": float, "help": "relaxation time (> 0.5)"}),
     ("tol", {"type": float,
-             "help": "converged when the mean flux changes less than this between checks"}),
+             "help": "converged when the estimated remaining relative error of the mean flux "
+                     "(and its last change) is below this (default 1e-3)"}),
+    ("convergence", {"choices": ("extrapolated", "change"),
+                     "help": "what --tol bounds: the extrapolated remaining error (default) or "
+                             "the last change (earlier versions' rule)"}),
     ("check_every", {"type": int, "help": "steps between checks"}),
     ("max_steps", {"type": int, "help": "step cap per direction"}),
     ("dtype", {"choices": ("float32", "float64"), "help": "floating-point precision"}),

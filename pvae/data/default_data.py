@@ -21,6 +21,7 @@ RECIPE = {
         "collision": "trt",
         "tau": 1.0,
         "tol": 1e-5,
+        "convergence": "change",  # the rule it was labelled with (LBMSettings)
         "check_every": 100,
         "max_steps": 50_000,
         "dtype": "float32",
