@@ -21,6 +21,7 @@ from pvae.vae.bundle import (
     write_torchscript,
 )
 from pvae.vae.critic import CRITIC
+from pvae.vae.prior import PRIOR
 from pvae.vae.train import model_from_checkpoint, read_checkpoint
 
 
@@ -59,7 +60,8 @@ def _clean(value):
     return value
 
 
-def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict) -> str:
+def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict,
+               prior_steps: int = 0) -> str:  # fmt: skip
     """The bundle's README.md: what the model is, how well it does, how to use it."""
     model = state["experiment"]["model"]
     prov = record["provenance"]
@@ -126,12 +128,48 @@ prediction); de-standardize with `normalizer` in `bundle.json` (value = pred * s
 `bundle.json` (configuration, normalisation, ranges, splits, provenance, format
 `{BUNDLE_FORMAT}`), `{WEIGHTS_FILE}`, `{TORCHSCRIPT_FILE}`, `figures/learning_curve.png`, and
 `{CRITIC}` (the training dataset's CNN surrogate, the critic `pvae inverse` uses) when the
-dataset has one.
+dataset has one{prior_file(prior_steps)}.
 
 ## Provenance
 git commit `{prov["git_commit"]}`, pvae {prov["pvae"]}, torch {prov["versions"].get("torch")},
 ray {prov["versions"].get("ray")}.
 """
+
+
+def prior_file(steps: int) -> str:
+    """The model card's words on ``prior.pt``, or nothing without one."""
+    if not steps:
+        return ""
+    return (f", and `{PRIOR}` (a latent diffusion prior fitted to the training split in "
+            f"{steps} denoiser steps: `pvae sample` and `pvae inverse` draw new structures "
+            "from it)")  # fmt: skip
+
+
+def fit_bundle_prior(bundle: Path, state: dict, steps: int, progress=None) -> None:
+    """Write ``prior.pt`` into ``bundle``: latent diffusion fitted to the training split.
+
+    Parameters
+    ----------
+    bundle : Path
+        A bundle folder holding at least the core files.
+    state : dict
+        The exported checkpoint; its dataset must still have the recorded fingerprint.
+    steps : int
+        Denoiser training steps.
+    progress : callable(step, loss), optional
+    """
+    from pvae.data.store import open_dataset
+    from pvae.vae.loading import load_model
+    from pvae.vae.prior import fit_prior, save_prior
+
+    store = open_dataset(state["dataset_path"])
+    if store.fingerprint != state["dataset_fingerprint"]:
+        raise PvaeError(f"{store.root}: changed since the trial trained on it; a prior is "
+                        "fitted to the model's training split")  # fmt: skip
+    loaded = load_model(bundle)
+    prior = fit_prior("diffusion", loaded, store, loaded.state["splits"]["train"],
+                      steps=steps, progress=progress)  # fmt: skip
+    save_prior(prior, bundle / PRIOR)
 
 
 def export_trial(
@@ -140,6 +178,8 @@ def export_trial(
     trial_id: str | None = None,
     rule: SelectionRule | None = None,
     overwrite: bool = False,
+    prior_steps: int = 0,
+    progress=None,
 ) -> Path:
     """Export a trial's best checkpoint as a bundle (see :mod:`pvae.vae.bundle`).
 
@@ -153,6 +193,11 @@ def export_trial(
     rule : SelectionRule, optional
     overwrite : bool
         Replace an existing non-empty ``out``.
+    prior_steps : int
+        Also fit a latent diffusion prior in this many denoiser steps (0 = none;
+        :func:`fit_bundle_prior`).
+    progress : callable(step, loss), optional
+        Called per denoiser step.
 
     Returns
     -------
@@ -187,10 +232,13 @@ def export_trial(
         critic = Path(state["dataset_path"]) / SURROGATE
         if critic.is_file():
             shutil.copyfile(critic, tmp / CRITIC)
+        if prior_steps:
+            fit_bundle_prior(tmp, state, prior_steps, progress)
         (tmp / "figures").mkdir()
         _learning_curve(study, str(row["trial_id"]), tmp / "figures")
         for pdf in (tmp / "figures").glob("*.pdf"):
             pdf.unlink()  # PNG only: PDFs embed dates, and a bundle is reproducible
-        card = model_card(out.name, {"provenance": provenance}, metrics, reason, state)
+        card = model_card(out.name, {"provenance": provenance}, metrics, reason, state,
+                          prior_steps)  # fmt: skip
         (tmp / "README.md").write_text(card)
     return out

@@ -242,3 +242,16 @@ def test_commands_refuse_a_non_empty_out(command, study_dir, trained_run, tmp_pa
         code, _, err = run_cli(*argv, "--out", out, "--overwrite")
         assert code == 0, err
         assert not (out / "earlier.txt").exists()
+
+
+def test_export_with_a_prior_generates(study_dir, tmp_path, run_cli):
+    code, _, err = run_cli("export", study_dir, "--out", tmp_path / "x", "--prior-steps", "-1")
+    assert code == 2 and "--prior-steps" in err and not (tmp_path / "x").exists()
+    code, out, err = run_cli("export", study_dir, "--out", tmp_path / "m", "--prior-steps", "20")
+    assert code == 0, err
+    assert "prior.pt" in out and (tmp_path / "m" / "prior.pt").is_file()
+    assert "latent diffusion prior fitted" in (tmp_path / "m" / "README.md").read_text()
+    code, out, err = run_cli("sample", "--model", tmp_path / "m", "--count", "2", "--target",
+                             "porosity=0.5", "--out", tmp_path / "drawn")  # fmt: skip
+    assert code == 0, err  # conditional draws need the learned prior: N(0, I) refuses them
+    assert len(list((tmp_path / "drawn").glob("*.npy"))) == 2

@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from pvae.cli.options import add_mlflow
+from pvae.cli.options import add_mlflow, add_progress
 
 
 def register(commands) -> None:
@@ -20,6 +20,12 @@ def register(commands) -> None:
     export.add_argument("--out", type=Path, required=True, help="bundle folder, e.g. models/NAME")
     export.add_argument("--trial", help="trial ID (default: the production-model rule's choice)")
     export.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    export.add_argument(
+        "--prior-steps", type=int, default=0,
+        help="also fit a latent diffusion prior (prior.pt) in this many denoiser steps, so the "
+        "bundle generates (pvae sample, pvae inverse); 0 = none",
+    )  # fmt: skip
+    add_progress(export)
     add_mlflow(export, "the bundle (trial, configuration, metrics, files)")
     _add_rule(export)
     export.set_defaults(run=run_export)
@@ -74,12 +80,20 @@ def run_analyze(args) -> None:
 
 def run_export(args) -> None:
     from analysis import export_trial, load_study
+    from pvae.core.errors import PvaeError
+    from pvae.core.progress import progress_bar
     from pvae.core.tracking import tracking_uri, ui_command
 
     uri = tracking_uri(args.mlflow, args.results)  # is MLflow there? asked before any work
     study = load_study(args.results, args.allow_incomplete)
-    out = export_trial(study, args.out, args.trial, _rule(args), args.overwrite)
-    print(f"exported to {out}: bundle.json, weights.safetensors, model.torchscript.pt, README.md")
+    if args.prior_steps < 0:
+        raise PvaeError(f"--prior-steps {args.prior_steps}: need >= 0")
+    shown = args.progress if args.prior_steps else False
+    with progress_bar(args.prior_steps, "denoiser", shown, unit="step") as bar:
+        out = export_trial(study, args.out, args.trial, _rule(args), args.overwrite,
+                           args.prior_steps, lambda step, loss: bar.update(1))  # fmt: skip
+    files = "bundle.json, weights.safetensors, model.torchscript.pt, README.md"
+    print(f"exported to {out}: {files}" + (", prior.pt" if args.prior_steps else ""))
     if uri:
         from analysis.tracking import log_export
 
