@@ -71,7 +71,7 @@ bench/data/foreign-grf-s9/manifest.parquet: | $(STAMP)
 
 bench-inverse-foreign: bench/data/foreign-grf-s9/manifest.parquet
 	$(PY) bench/bench_inverse.py --model runs/design --companion bench/data/foreign-grf-s9 \
-		--name inverse-foreign --sets samples --per-family 24 --allow-extrapolation
+		--name inverse-foreign --sets samples --per-family 12 --allow-extrapolation
 
 # on a CUDA machine (exits 2 elsewhere): bench/results/gpu.json
 bench-gpu: $(STAMP)
