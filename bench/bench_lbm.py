@@ -26,9 +26,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine, synchronize  # noqa: E402
+from machine import machine, synchronize, write_results  # noqa: E402
 
-from pvae.core.atomic import atomic_write_bytes  # noqa: E402
 from pvae.data.microstructures import family_options, synthesize_sample
 from pvae.physics.connectivity import flow_paths
 from pvae.physics.lbm import LBMSettings, permeability, permeability_batch
@@ -146,8 +145,6 @@ def recorded_agreement(count: int, device: torch.device) -> dict:
     against the recorded labels: per family, the largest and median |K - K_recorded| /
     max K_ii and the steps of each (summed over directions, the recorded ones from
     ``label_info``)."""
-    import json
-
     from pvae.data.default_data import DEFAULT_DATASET
     from pvae.data.store import open_dataset
 
@@ -282,10 +279,7 @@ def main() -> None:
                             f"| {r['median_dk']:.1e} "
                             f"| {r['steps']:.0f} / {r['recorded_steps']:.0f} |\n"
                             for r in recorded)  # fmt: skip
-    print("\n" + markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "lbm.json", (json.dumps(report, indent=2) + "\n").encode())
-    atomic_write_bytes(args.out / "lbm.md", markdown.encode())
+    write_results(args.out, "lbm", report, markdown)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,17 @@ and K do not depend on the machine or its load, so this chooses the defaults of
 """
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from pvae.core.atomic import atomic_write_bytes
 from pvae.data.microstructures import synthesize_sample
 from pvae.physics.lbm import LBMSettings, permeability_batch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import write_results  # noqa: E402
 
 FAMILIES = ("spheres", "foam", "channels", "grf")
 
@@ -71,10 +72,7 @@ def main() -> None:
     lines += [f"| {r['variant']} | {r['mean_steps']:.0f} | {r['max_dk']:.1e} | "
               f"{r['median_dk']:.1e} |" for r in rows]  # fmt: skip
     markdown = "\n".join(lines) + "\n"
-    print("\n" + markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / "lbm_settings.json", (json.dumps(rows, indent=2) + "\n").encode())
-    atomic_write_bytes(args.out / "lbm_settings.md", markdown.encode())
+    write_results(args.out, "lbm_settings", rows, markdown)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Description of the machine a benchmark ran on (stored with every result)."""
 
+import json
 import os
 import platform
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,3 +54,14 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); timings are meaningless without it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def write_results(out: Path, name: str, data, markdown: str) -> None:
+    """Print ``markdown`` and write ``NAME.json`` (``data``) and ``NAME.md`` to ``out``,
+    each atomically."""
+    from pvae.core.atomic import atomic_write_bytes
+
+    print("\n" + markdown)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{name}.json", (json.dumps(data, indent=2) + "\n").encode())
+    atomic_write_bytes(out / f"{name}.md", markdown.encode())
