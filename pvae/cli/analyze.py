@@ -84,10 +84,10 @@ def run_export(args) -> None:
     from pvae.core.progress import progress_bar
     from pvae.core.tracking import tracking_uri, ui_command
 
-    uri = tracking_uri(args.mlflow, args.results)  # is MLflow there? asked before any work
-    study = load_study(args.results, args.allow_incomplete)
     if args.prior_steps < 0:
         raise PvaeError(f"--prior-steps {args.prior_steps}: need >= 0")
+    uri = tracking_uri(args.mlflow, args.results)  # is MLflow there? asked before any work
+    study = load_study(args.results, args.allow_incomplete)
     shown = args.progress if args.prior_steps else False
     with progress_bar(args.prior_steps, "denoiser", shown, unit="step") as bar:
         out = export_trial(study, args.out, args.trial, _rule(args), args.overwrite,

@@ -53,6 +53,7 @@ from pvae.physics.lbm.sparse_cpu import SparseCpuLattices
 
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
 _CONVENTIONS = ("superficial", "pore")
+_CONVERGENCE = ("extrapolated", "change")
 _BACKENDS = ("auto", "numba", "torch")
 
 
@@ -110,7 +111,7 @@ class LBMSettings:
         checks = {
             "force": self.force > 0,
             "tol": self.tol > 0,
-            "convergence": self.convergence in ("extrapolated", "change"),
+            "convergence": self.convergence in _CONVERGENCE,
             "check_every": self.check_every >= 1,
             "max_steps": self.max_steps >= 1,
             "dtype": self.dtype in _DTYPES,
