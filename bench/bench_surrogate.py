@@ -46,7 +46,7 @@ from pvae.surrogate import (  # noqa: E402
     load_surrogate,
     train_ensemble,
 )
-from pvae.surrogate.evaluation import accuracy  # noqa: E402
+from pvae.surrogate.evaluation import accuracy, accuracy_by_family  # noqa: E402
 
 
 def thread_env() -> list[str]:
@@ -192,6 +192,13 @@ def markdown(result: dict) -> str:
         f"error {acc['mae_log10']:.3f} decades; zero/non-zero K_ii agreement "
         f"{acc['percolation_agreement']:.1%}.",
         "",
+        "| family (test split) | samples | median relative error of K_ii | median log10 error |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {family} | {f['n']} | {f['median_rel_error']:.1%} | {f['median_log10_error']:.3f} |"
+            for family, f in result["families"].items()
+        ],
+        "",
         f"Calibration (![plot](surrogate.png)): Spearman correlation of |log10 "
         f"error| with the ensemble spread {acc['calibration']['spearman']:.2f}.",
         "",
@@ -235,6 +242,10 @@ def main() -> None:
     )
     parser.add_argument("--model", type=Path, help="evaluate this model instead of training")
     parser.add_argument("--save-model", type=Path, help="keep the trained model here")
+    parser.add_argument("--channels", default="16,32,64", help="CNN channels per stage")
+    parser.add_argument(
+        "--straight-pores", action="store_true", help="the straight pores' permeability as input"
+    )
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=15)
@@ -248,7 +259,11 @@ def main() -> None:
         settings = TrainSettings(members=args.members, epochs=args.epochs,
                                  patience=args.patience, device="cpu")  # fmt: skip
         datasets = [store, *map(open_dataset, args.extra)]
-        ensemble = train_ensemble(datasets, SurrogateConfig(), settings, progress=True)
+        config = SurrogateConfig(
+            channels=tuple(int(c) for c in args.channels.split(",")),
+            straight_pores=args.straight_pores,
+        )
+        ensemble = train_ensemble(datasets, config, settings, progress=True)
         if args.save_model:
             ensemble.save(args.save_model)
     rows = test_rows(ensemble, store)
@@ -278,6 +293,7 @@ def main() -> None:
             "seconds": sum(e["time_s"] for h in ensemble.info["history"] for e in h["epochs"]),
         },  # fmt: skip
         "accuracy": accuracy(prediction, k_true),
+        "families": accuracy_by_family(prediction, k_true, store.manifest["family"].iloc[rows]),
         "accuracy_bf16": bf16_accuracy(ensemble, store, rows, k_true),
         "throughput": throughput(ensemble, store, rows, args.lbm_samples),
     }

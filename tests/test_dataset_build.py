@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_surrogate import FAST_LBM, tiny_ensemble
 
-from pvae.data.descriptors import FEATURES, descriptors, store_descriptors
+from pvae.data.descriptors import DOMAIN_FEATURES, FEATURES, descriptors
 from pvae.data.microstructures import synthesize
 from pvae.data.microstructures.synthesize import mix_parts
 from pvae.data.splits import make_splits
@@ -53,26 +53,59 @@ def test_domain_sends_a_held_out_family_to_lbm(default_domain_parts, held_out, t
     keep = lambda rows: [r for r in rows if family[r] != held_out]  # noqa: E731
     domain = fit_domain([(store, keep(split["train"]), keep(split["val"]))])
     foreign = [r for r in range(len(store)) if family[r] == held_out]
-    outside = domain.distance(store_descriptors(store, foreign)) > domain.threshold
+    outside = domain.store_distance(store, foreign) > domain.threshold
     assert outside.mean() >= 0.95, f"{held_out}: {outside.mean():.2f} flagged"
     # new samples of the families it was fitted on stay inside (other seed, unseen)
     families = [f for f in ("channels", "spheres", "foam") if f != held_out]
     new = [synthesize(f, 8, 32, seed=99, out=tmp_path / f, workers=1, progress=False)
            for f in families]  # fmt: skip
-    fresh = np.concatenate([store_descriptors(open_dataset(p), range(8)) for p in new])
-    assert (domain.distance(fresh) > domain.threshold).mean() <= 0.125
+    fresh = np.concatenate([domain.store_distance(open_dataset(p), range(8)) for p in new])
+    assert (fresh > domain.threshold).mean() <= 0.125
 
 
-def test_domain_round_trips_and_refuses_other_descriptors(rng):
-    train, held = rng.normal(size=(40, len(FEATURES))), rng.normal(size=(10, len(FEATURES)))
-    domain = ApplicabilityDomain.fit(train, held, quantile=0.9)
+@pytest.mark.parametrize("names", [FEATURES, DOMAIN_FEATURES])
+@pytest.mark.parametrize("local", [False, True])
+def test_domain_round_trips_and_refuses_other_descriptors(rng, names, local):
+    train, held = rng.normal(size=(40, len(names))), rng.normal(size=(10, len(names)))
+    domain = ApplicabilityDomain.fit(train, held, quantile=0.9, local=local)
     back = ApplicabilityDomain.from_dict(json.loads(json.dumps(domain.to_dict())))
-    probe = rng.normal(size=(5, len(FEATURES)))
+    assert back.extended == (names == DOMAIN_FEATURES) and (back.local is None) != local
+    probe = rng.normal(size=(5, len(names)))
     assert np.allclose(back.distance(probe), domain.distance(probe))
     assert (domain.distance(np.concatenate([held, train]) + 100.0) > domain.threshold).all()
     state = domain.to_dict() | {"features": ["porosity"]}
     with pytest.raises(Exception, match="refit"):
         ApplicabilityDomain.from_dict(state)
+
+
+def test_local_distance_adapts_to_the_density_of_the_training_images(rng):
+    # a tight cluster and a loose one: the same offset is far from the tight one only
+    tight, loose = rng.normal(0, 0.1, (60, 2)), rng.normal(0, 3.0, (60, 2)) + [20.0, 0.0]
+    pad = lambda points: np.pad(points, ((0, 0), (0, len(FEATURES) - 2)))  # noqa: E731
+    points = np.concatenate([tight, loose])
+    train, held = pad(points), pad(points[::7] + 0.01)
+    domain = ApplicabilityDomain.fit(train, held, quantile=0.99)
+    near_tight, near_loose = pad(np.array([[1.5, 0.0]])), pad(np.array([[20.0, 4.5]]))
+    assert domain.distance(near_tight)[0] > domain.threshold > domain.distance(near_loose)[0]
+    raw = ApplicabilityDomain.fit(train, held, quantile=0.99, local=False)
+    assert raw.distance(near_tight)[0] < raw.distance(near_loose)[0]
+
+
+def test_extended_descriptors_measure_topology_sizes_and_straight_paths():
+    cube = np.zeros((1, 16, 16, 16), bool)
+    cube[0, 4:8, 4:8, 4:8] = True  # one isolated pore: chi = 1; solid around it: chi = 0 - 1 + 2
+    channel = np.zeros((1, 16, 16, 16), bool)
+    channel[0, :, 4:8, 4:8] = True  # a straight channel along z: a circle, chi = 0
+    d = descriptors(np.concatenate([cube, channel]), extended=True)
+    column = {name: d[:, i] for i, name in enumerate(DOMAIN_FEATURES)}
+    assert column["euler_pore"] * 16**3 == pytest.approx([1.0, 0.0])
+    assert column["euler_solid"][0] * 16**3 == pytest.approx(1.0)
+    assert column["pore_size_p90"] == pytest.approx([2.0, 2.0])  # half of 4 voxels
+    shares = {name: 10 ** column[f"log_{name}"] - 1e-3 for name in ("through_max", "through_mid",
+                                                                   "lineal8_max")}  # fmt: skip
+    assert shares["through_max"] == pytest.approx([0.0, 16 / 256], abs=1e-12)  # 16 of 256 lines
+    assert shares["through_mid"][1] == pytest.approx(0.0, abs=1e-12)
+    assert shares["lineal8_max"][1] == pytest.approx(1 / 16)
 
 
 @pytest.fixture
@@ -116,7 +149,7 @@ def test_predict_says_which_images_lie_outside_the_domain(two_families, run_cli,
     result = json.loads(out)
     store = open_dataset(two_families)
     channels = (store.manifest["family"] == "channels").to_numpy()
-    expected = domain.distance(store_descriptors(store, range(len(store))))
+    expected = domain.store_distance(store, range(len(store)))
     assert code == 0 and result["domain_threshold"] == pytest.approx(domain.threshold)
     assert np.allclose([s["domain_distance"] for s in result["samples"]], expected)
     assert [s["in_domain"] for s in result["samples"]] == list(~channels)

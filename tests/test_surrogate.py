@@ -1,6 +1,7 @@
 """The CNN permeability surrogate: target algebra, ensemble outputs, bundles, labelling, CLI."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,12 +15,14 @@ from pvae.data.store.manifest import K_COLUMNS
 from pvae.data.symmetry import cube_symmetries
 from pvae.physics.lbm import LBMSettings, permeability
 from pvae.surrogate import (
+    Prediction,
     SurrogateConfig,
     SurrogateEnsemble,
     TrainSettings,
     load_surrogate,
     train_ensemble,
 )
+from pvae.surrogate.evaluation import accuracy_by_family
 from pvae.surrogate.labelling import write_surrogate_labels
 from pvae.surrogate.logtensor import LogNormalizer, exp_tensor, log_tensor, to_matrix
 from pvae.surrogate.model import FusedEnsembleCNN, PermeabilityCNN
@@ -103,13 +106,14 @@ def test_prediction_is_symmetric_positive_definite_with_spread(rng):
     assert (tiny_ensemble(members=1).predict(images).spread == 0).all()
 
 
-def test_fused_ensemble_equals_its_members(rng):
+@pytest.mark.parametrize("config", [TINY, replace(TINY, straight_pores=True)])
+def test_fused_ensemble_equals_its_members(rng, config):
     torch.manual_seed(1)
-    members = [PermeabilityCNN(TINY) for _ in range(3)]
+    members = [PermeabilityCNN(config) for _ in range(3)]
     for member in members:  # random weights everywhere, GroupNorm affines included
         for parameter in member.parameters():
             torch.nn.init.normal_(parameter, std=0.5)
-    fused = FusedEnsembleCNN(TINY, [m.state_dict() for m in members])
+    fused = FusedEnsembleCNN(config, [m.state_dict() for m in members])
     x = torch.from_numpy(rng.random((5, 1, 16, 16, 16)) < 0.6).float()
     porosity = x.mean(dim=(1, 2, 3, 4))
     expected = torch.stack([m(x, porosity) for m in members]).detach()  # (M, B, 6)
@@ -117,6 +121,23 @@ def test_fused_ensemble_equals_its_members(rng):
         out = fused(x, porosity)
     assert out.shape == (3, 5, 6)
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_accuracy_by_family_separates_the_families():
+    k = np.tile(np.diag([1.0, 2.0, 4.0]), (4, 1, 1))
+    wrong = k.copy()
+    wrong[2:] *= 10.0  # the channels are a decade off, the foams exact
+    prediction = Prediction(wrong, np.zeros((4, 3)), np.ones((4, 3), bool), np.full(4, 0.5))
+    result = accuracy_by_family(prediction, k, ["foam", "foam", "channels", "channels"])
+    assert result["foam"] == {"n": 2, "median_rel_error": 0.0, "median_log10_error": 0.0}
+    assert result["channels"]["median_rel_error"] == pytest.approx(9.0)
+    assert result["channels"]["median_log10_error"] == pytest.approx(1.0)
+
+
+def test_config_of_bundles_before_straight_pores_loads():
+    assert SurrogateConfig.from_dict({"channels": [4, 8], "hidden": 8}) == TINY
+    lines = replace(TINY, straight_pores=True)
+    assert SurrogateConfig.from_dict(lines.to_dict()) == lines and lines.scalars == 8
 
 
 def test_training_bundle_round_trip(trained, labelled_dataset):

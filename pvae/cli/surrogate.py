@@ -33,6 +33,11 @@ def register(commands) -> None:
     add_fields(train, TrainSettings, TRAIN_OPTIONS)
     channels = ",".join(map(str, SurrogateConfig().channels))
     train.add_argument("--channels", default=channels, help="CNN channels per stage")
+    train.add_argument(
+        "--straight-pores",
+        action="store_true",
+        help="also read the Poiseuille permeability of straight through-pores (channels)",
+    )
     train.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
     train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_progress(train)
@@ -100,7 +105,7 @@ def run_train(args) -> None:
     if args.split is not None:
         args.split = tuple(args.split)
     settings = from_fields(TrainSettings, args, [n for n, _ in TRAIN_OPTIONS], device=args.device)
-    config = SurrogateConfig(channels=_channels(args.channels))
+    config = SurrogateConfig(channels=_channels(args.channels), straight_pores=args.straight_pores)
     ensemble = train_ensemble(args.dataset, config, settings, args.progress)
     ensemble.save(args.out)
     val = ensemble.info["validation"]
@@ -113,20 +118,22 @@ def run_train(args) -> None:
 
 
 def _read(path: Path, ensemble, batch_size: int, progress):
-    """Sample IDs, prediction and descriptors (:mod:`pvae.data.descriptors`) of a dataset
+    """Sample IDs, prediction and domain distance (NaN without a domain) of a dataset
     directory or of one image."""
-    from pvae.data.descriptors import descriptors, store_descriptors
     from pvae.data.imaging.read import read_image, sample_id_of
     from pvae.data.store import open_dataset
 
+    domain = ensemble.domain
     if path.is_dir() and (path / MANIFEST).exists():
         store = open_dataset(path)
         prediction = ensemble.predict_store(store, batch_size=batch_size, progress=progress)
-        features = store_descriptors(store, range(len(store)))
-        return store.manifest["sample_id"].tolist(), prediction, features
+        rows = range(len(store))
+        distance = domain.store_distance(store, rows) if domain else np.full(len(rows), np.nan)
+        return store.manifest["sample_id"].tolist(), prediction, distance
     image = read_image(path)
     ensemble.check_shape(image.shape, path)
-    return [sample_id_of(path)], ensemble.predict(image[None]), descriptors(image[None])
+    distance = domain.image_distance(image[None]) if domain else np.full(1, np.nan)
+    return [sample_id_of(path)], ensemble.predict(image[None]), distance
 
 
 def run_domain(args) -> None:
@@ -150,9 +157,8 @@ def run_predict(args) -> None:
     if args.batch_size < 1:
         raise PvaeError(f"--batch-size {args.batch_size}: need at least 1")
     ensemble = load_surrogate(args.model, resolve_device(args.device), bfloat16=args.bf16)
-    ids, p, features = _read(args.path, ensemble, args.batch_size, args.progress)
+    ids, p, distance = _read(args.path, ensemble, args.batch_size, args.progress)
     domain = ensemble.domain
-    distance = domain.distance(features) if domain is not None else np.full(len(ids), np.nan)
     inside = distance <= domain.threshold if domain is not None else [None] * len(ids)
     if args.json:
         print_json({

@@ -54,6 +54,40 @@ def accuracy(prediction: Prediction, k_true: np.ndarray, bins: int = 4) -> dict:
     }
 
 
+def accuracy_by_family(prediction: Prediction, k_true: np.ndarray, families) -> dict:
+    """Per-family errors of the permeability diagonals.
+
+    Parameters
+    ----------
+    prediction : Prediction
+        For N samples.
+    k_true : np.ndarray, shape (N, 3, 3)
+        Reference K (LBM), lattice units.
+    families : array-like of str, shape (N,)
+        Family of each sample.
+
+    Returns
+    -------
+    dict
+        Per family: ``n`` samples, ``median_rel_error`` of K_ii and
+        ``median_log10_error`` (decades) over the components where both K_ii > 0.
+    """
+    true_diag = np.diagonal(k_true, axis1=1, axis2=2)  # (N, 3)
+    pred_diag = np.diagonal(prediction.k, axis1=1, axis2=2)
+    families = np.asarray(families)
+    result = {}
+    for family in sorted(set(families.tolist())):
+        rows = families == family
+        t, p = true_diag[rows], pred_diag[rows]
+        both = (t > 0) & (p > 0)
+        result[family] = {
+            "n": int(rows.sum()),
+            "median_rel_error": float(np.median(np.abs(p[both] - t[both]) / t[both])),
+            "median_log10_error": float(np.median(np.abs(np.log10(p[both] / t[both])))),
+        }
+    return result
+
+
 def calibration(error: np.ndarray, spread: np.ndarray, bins: int = 4) -> dict:
     """Absolute log10 error versus ensemble spread, both (P,) over scored components."""
     if error.size < 2:

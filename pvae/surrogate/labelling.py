@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from pvae.core.errors import PvaeError
-from pvae.data.descriptors import store_descriptors
 from pvae.data.store.labelling import pending_indices, significant
 from pvae.data.store.manifest import K_COLUMNS
 from pvae.data.store.reader import open_dataset
@@ -78,7 +77,7 @@ def write_surrogate_labels(
     domain = ensemble.domain if domain_check else None
     distance = np.full(len(todo), np.nan)
     if domain is not None:
-        distance = domain.distance(store_descriptors(store, todo))
+        distance = domain.store_distance(store, todo)
     outside = distance > domain.threshold if domain is not None else np.zeros(len(todo), bool)
     routed = uncertain | outside
     limit = domain.threshold if domain is not None else None
