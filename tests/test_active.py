@@ -14,13 +14,18 @@ DEFAULT = Path(__file__).resolve().parents[1] / "data" / "default"
 
 
 def test_learning_verified_designs_moves_the_critic_to_their_labels_only():
-    """The shipped critic, told that six structures are 0.3 decade more permeable than it
-    predicts, learns that from them, keeps its other predictions, and leaves the critic
-    it started from untouched."""
+    """The shipped critic, told that six channel structures are 0.3 decade more permeable
+    than it predicts, learns that from them, keeps its predictions for unlike structures
+    (the other families), and leaves the critic it started from untouched. (Other channel
+    structures take some of the correction: they are like the designs.)"""
     critic = load_surrogate(DEFAULT / "surrogate.pt")
     store = open_dataset(DEFAULT)
-    rows = np.flatnonzero(store.manifest["porosity"].notna().to_numpy())
-    designs, held, anchors = rows[:6], rows[6:18], rows[18:]
+    family = store.manifest["family"].to_numpy()
+    designs, held = (
+        np.flatnonzero(family == "channels")[:6],
+        np.flatnonzero(family != "channels")[::20],
+    )
+    anchors = np.setdiff1d(np.arange(len(store)), np.concatenate([designs, held]))
     images = store.images(designs)
     k = np.diagonal(critic.predict(images).k, axis1=1, axis2=2) * 10**0.3
     assert (k > 0).all()
@@ -32,7 +37,7 @@ def test_learning_verified_designs_moves_the_critic_to_their_labels_only():
     tuned = learner.learn(images, k, "six")
     assert tuned is learner.critic and tuned is not critic
     assert learner.error(images, k) < 0.5 * before
-    assert learner.error(store.images(held), held_k) < held_before + 0.1  # not forgotten
+    assert learner.error(store.images(held), held_k) < held_before + 0.05  # not forgotten
     assert learner.history == [{"label": "six", "designs": 6, "error_before": before}]
     original = np.diagonal(critic.predict(images).k, axis1=1, axis2=2)
     np.testing.assert_allclose(original * 10**0.3, k, rtol=1e-6)
