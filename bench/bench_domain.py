@@ -10,7 +10,7 @@ parameters outside the recipe's ranges, Gaussian random fields). A sample the su
 gets wrong by more than 0.1 decade on its worst axis must be flagged (recall), and the
 unseen in-distribution samples, the test splits of the model's training datasets, must
 not (false alarms). The domain of the bundle is compared with the domain fitted the
-earlier way (15 descriptors, raw distance), at the same quantile.
+earlier way (16 descriptors, raw distance), at the same quantile.
 
 For each held-out family, a 3-member surrogate ensemble is trained on the LBM-labelled
 samples of the other families only (their train split; validation split for early
@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
 from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
-from pvae.data.descriptors import store_descriptors  # noqa: E402
 from pvae.data.microstructures.synthesize import BUILD_FAMILIES  # noqa: E402
 from pvae.data.splits import make_splits  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
@@ -50,7 +49,7 @@ from pvae.surrogate import (  # noqa: E402
     load_surrogate,
     train_ensemble,
 )
-from pvae.surrogate.domain import ApplicabilityDomain  # noqa: E402
+from pvae.surrogate.domain import ApplicabilityDomain, refit_domain  # noqa: E402
 from pvae.surrogate.labelling import FALLBACK_SPREAD  # noqa: E402
 
 
@@ -64,15 +63,22 @@ def subset(store, rows, out: Path) -> Path:
     return out
 
 
-def group_stats(ensemble, store, rows) -> dict:
-    """Error against LBM and what each fallback test flags, over ``rows``."""
+BAD_ERROR = 0.1  # decades: a sample the surrogate should not label
+
+
+def worst_error(ensemble, store, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Largest |log10 K_ii - log10 K_ii(LBM)| of each sample (decades) and its spread."""
     prediction = ensemble.predict_store(store, rows)
     truth = store.labels()[rows, 1:].reshape(-1, 3, 3)
     ours, lbm = np.diagonal(prediction.k, axis1=1, axis2=2), np.diagonal(truth, axis1=1, axis2=2)
     both = (ours > 0) & (lbm > 0)
     error = np.abs(np.log10(np.where(both, ours, 1.0) / np.where(both, lbm, 1.0)))
-    worst = np.where(both, error, np.nan).max(axis=1, initial=0.0, where=both)  # decades
-    spread = prediction.max_spread
+    return np.where(both, error, 0.0).max(axis=1), prediction.max_spread
+
+
+def group_stats(ensemble, store, rows) -> dict:
+    """Error against LBM and what each fallback test flags, over ``rows``."""
+    worst, spread = worst_error(ensemble, store, rows)
     domain = ensemble.domain
     outside = domain.store_distance(store, rows) > domain.threshold
     uncertain = spread > FALLBACK_SPREAD
@@ -89,19 +95,6 @@ def group_stats(ensemble, store, rows) -> dict:
     }
 
 
-BAD_ERROR = 0.1  # decades: a sample the surrogate should not label
-
-
-def worst_error(ensemble, store, rows) -> tuple[np.ndarray, np.ndarray]:
-    """Largest |log10 K_ii - log10 K_ii(LBM)| of each sample (decades) and its spread."""
-    prediction = ensemble.predict_store(store, rows)
-    truth = store.labels()[rows, 1:].reshape(-1, 3, 3)
-    ours, lbm = np.diagonal(prediction.k, axis1=1, axis2=2), np.diagonal(truth, axis1=1, axis2=2)
-    both = (ours > 0) & (lbm > 0)
-    error = np.abs(np.log10(np.where(both, ours, 1.0) / np.where(both, lbm, 1.0)))
-    return np.where(both, error, 0.0).max(axis=1), prediction.max_spread
-
-
 def foreign_report(model: Path, folders: list[Path]) -> dict:
     """Recall on badly predicted foreign samples and false alarms on unseen ones."""
     ensemble = load_surrogate(model)
@@ -109,7 +102,8 @@ def foreign_report(model: Path, folders: list[Path]) -> dict:
     groups = {"in-distribution (test splits)": []}
     for record in ensemble.info["datasets"]:
         store = open_dataset(record["path"])
-        groups["in-distribution (test splits)"].append((store, ids_to_rows(store, record["test"])))
+        test = [store.index_of(i) for i in record["test"]]
+        groups["in-distribution (test splits)"].append((store, test))
     for folder in folders:
         store = open_dataset(folder)
         groups[folder.name] = [(store, np.flatnonzero(store.labelled()))]
@@ -128,21 +122,10 @@ def foreign_report(model: Path, folders: list[Path]) -> dict:
     return summarize_foreign(rows, ensemble, domains, model, folders)
 
 
-def ids_to_rows(store, ids) -> np.ndarray:
-    index = {sample: i for i, sample in enumerate(store.manifest["sample_id"])}
-    return np.array([index[i] for i in ids], dtype=int)
-
-
 def earlier_domain(ensemble) -> ApplicabilityDomain:
-    """The domain as fitted before the extension: 15 descriptors, raw kNN distance."""
-    train, held = [], []
-    for record in ensemble.info["datasets"]:
-        store = open_dataset(record["path"])
-        train.append(store_descriptors(store, ids_to_rows(store, record["train"])))
-        held.append(store_descriptors(store, ids_to_rows(store, record["val"])))
-    quantile = ensemble.domain.quantile
-    return ApplicabilityDomain.fit(np.concatenate(train), np.concatenate(held), quantile,
-                                   local=False)  # fmt: skip
+    """The domain as fitted before the extension: 16 descriptors, raw kNN distance."""
+    return refit_domain(ensemble.info, quantile=ensemble.domain.quantile, extended=False,
+                        local=False)  # fmt: skip
 
 
 def summarize_foreign(rows, ensemble, domains, model, folders) -> dict:
@@ -201,7 +184,7 @@ def foreign_markdown(report: dict) -> list[str]:
         f"them predicted with an error above {report['bad_error']} decade on their worst axis; "
         f"{report['in_distribution_samples']} unseen in-distribution samples (the test splits "
         "of the surrogate's training datasets). Domain: the bundle's (30 descriptors, local "
-        "outlier factor) and the earlier one (15 descriptors, raw distance), both at the "
+        "outlier factor) and the earlier one (16 descriptors, raw distance), both at the "
         f"quantile {report['quantile']} of unseen in-distribution distances.\n",
         "| domain | recall on bad foreign | false alarms | recall, domain or spread | "
         "false alarms, domain or spread |",

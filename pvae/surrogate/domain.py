@@ -167,7 +167,8 @@ def no_domain_message(model) -> str:
             "flagged; add one with pvae surrogate domain MODEL")  # fmt: skip
 
 
-def fit_domain(parts, quantile: float = QUANTILE) -> ApplicabilityDomain:
+def fit_domain(parts, quantile: float = QUANTILE, extended: bool = True,
+               local: bool = True) -> ApplicabilityDomain:  # fmt: skip
     """The domain of a surrogate from the stores and rows it was trained on.
 
     Parameters
@@ -176,13 +177,17 @@ def fit_domain(parts, quantile: float = QUANTILE) -> ApplicabilityDomain:
         Each dataset with its training and validation row indices.
     quantile : float
         See :meth:`ApplicabilityDomain.fit`.
+    extended, local : bool
+        ``DOMAIN_FEATURES`` (else ``FEATURES``) and the local outlier factor (else
+        the raw distance): False, False fits a domain the earlier way, for comparison.
     """
-    train = np.concatenate([store_descriptors(store, rows, True) for store, rows, _ in parts])
-    held = np.concatenate([store_descriptors(store, rows, True) for store, _, rows in parts])
-    return ApplicabilityDomain.fit(train, held, quantile)
+    train = np.concatenate([store_descriptors(s, rows, extended) for s, rows, _ in parts])
+    held = np.concatenate([store_descriptors(s, rows, extended) for s, _, rows in parts])
+    return ApplicabilityDomain.fit(train, held, quantile, local=local)
 
 
-def refit_domain(info: dict, paths=None, quantile: float = QUANTILE) -> ApplicabilityDomain:
+def refit_domain(info: dict, paths=None, quantile: float = QUANTILE,
+                 **options) -> ApplicabilityDomain:  # fmt: skip
     """The domain of a trained surrogate, from the datasets its bundle records.
 
     Parameters
@@ -194,6 +199,8 @@ def refit_domain(info: dict, paths=None, quantile: float = QUANTILE) -> Applicab
         Where those datasets are now, in the bundle's order (default: the recorded
         paths). Each must hold the recorded fingerprint.
     quantile : float
+    **options
+        ``extended`` and ``local`` of :func:`fit_domain`.
     """
     records = info.get("datasets") or []
     paths = list(paths) if paths else [r["path"] for r in records]
@@ -206,6 +213,6 @@ def refit_domain(info: dict, paths=None, quantile: float = QUANTILE) -> Applicab
         if store.fingerprint != record["fingerprint"]:
             raise PvaeError(f"{path}: fingerprint {store.fingerprint}, but the surrogate was "
                             f"trained on {record['fingerprint']}")  # fmt: skip
-        rows = {sample: i for i, sample in enumerate(store.manifest["sample_id"])}
-        parts.append((store, [rows[s] for s in record["train"]], [rows[s] for s in record["val"]]))
-    return fit_domain(parts, quantile)
+        rows = {part: [store.index_of(s) for s in record[part]] for part in ("train", "val")}
+        parts.append((store, rows["train"], rows["val"]))
+    return fit_domain(parts, quantile, **options)
