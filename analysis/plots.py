@@ -150,6 +150,8 @@ PARETO_PAIRS = {
                           "property MSE (val, standardized)", False),
     "r2_vs_fidelity": ("best_val_r2_mean", "best_val_fidelity_success", "property R^2 (val, mean)",
                        "fidelity: decoded structures within tolerance (val)", True),
+    "r2_vs_design": ("best_val_r2_mean", "best_val_design_success", "property R^2 (val, mean)",
+                     "design: validation targets met by the critic", True),
 }  # fmt: skip
 
 
@@ -159,7 +161,9 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
     ``recon_vs_property``: reconstruction vs. property error (both lower is better);
     ``r2_vs_fidelity``: property R^2 vs. the share of decoded validation structures that
     carry their source's permeability (both higher is better; needs a study trained with
-    ``train.fidelity_every``). None when the study lacks the columns.
+    ``train.fidelity_every``); ``r2_vs_design``: property R^2 vs. the share of validation
+    targets the critic expects the model's designs to meet (``train.design_every``,
+    :mod:`pvae.design.probe`). None when the study lacks the columns.
     """
     x, y, x_label, y_label, larger = PARETO_PAIRS[pair]
     trials = study.trials.dropna(subset=[x, y]) if {x, y} <= set(study.trials) else None

@@ -24,6 +24,8 @@ LEADERBOARD_COLUMNS = (
     "best_val_r2_mean",
     "best_val_fidelity",
     "best_val_fidelity_success",
+    "best_val_design_success",
+    "best_val_design_score",
 )
 
 
@@ -40,6 +42,9 @@ def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[
         "pareto_front": plots.pareto_front(study, folder / "pareto_front"),
         "pareto_r2_vs_fidelity": plots.pareto_front(
             study, folder / "pareto_r2_vs_fidelity", "r2_vs_fidelity"
+        ),
+        "pareto_r2_vs_design": plots.pareto_front(
+            study, folder / "pareto_r2_vs_design", "r2_vs_design"
         ),
         "importance": plots.importance_plot(param_importances(study), folder / "importance"),
     }

@@ -44,7 +44,8 @@ def study_dir(tmp_path_factory, trained_run, ray_cluster):
                     "max_channels": 8,
                     "regressor_hidden": [8],
                 },
-                "train": {"epochs": 3, "batch_size": 8},
+                "train": {"epochs": 3, "batch_size": 8, "design_every": 3,
+                          "design_targets": 1, "design_weight": 0.5},
                 "tune": {
                     "samples": 4,
                     "max_concurrent": 2,
@@ -102,10 +103,12 @@ def test_analyze_writes_figures_and_report(study_dir, tmp_path, run_cli):
         "metric_vs_beta",
         "parallel_coordinates",
         "pareto_front",
+        "pareto_r2_vs_design",  # validation design success, measured in every trial
     } <= figures
     assert all((out / "figures" / f"{f}.pdf").is_file() for f in figures)
     report = (out / "report.md").read_text()
     assert "## Leaderboard" in report and "## Production model" in report
+    assert "best_val_design_success" in report
     assert all(f"figures/{f}.png" in report for f in figures)
     assert json.loads((out / "choice.json").read_text())["trial_id"]
 

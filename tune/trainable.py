@@ -16,6 +16,7 @@ import ray
 import torch
 from ray import tune
 
+from pvae.design.probe import design_probe
 from pvae.vae.config import experiment_from_dict
 from pvae.vae.train import STUDY_METRIC, Trainer, read_checkpoint
 
@@ -39,7 +40,8 @@ def train_trial(config: dict, experiment: dict, dataset: str, device: str, threa
         Torch CPU threads (the trial's CPUs).
     """
     torch.set_num_threads(threads)
-    trainer = Trainer(experiment_from_dict(experiment).with_overrides(config), dataset, device)
+    resolved = experiment_from_dict(experiment).with_overrides(config)
+    trainer = Trainer(resolved, dataset, device, design_probe(resolved))
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:

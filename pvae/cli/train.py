@@ -48,12 +48,14 @@ def register(commands) -> None:
 
 
 def run_train(args) -> None:
+    from pvae.design.probe import design_probe
     from pvae.vae.runs import train_run
 
     config = load_experiment(args.experiment)
     dataset = resolve_dataset(args.dataset or config.dataset)
     out = args.out or Path("runs") / config.name
-    summary = train_run(config, dataset, out, args.resume, args.device, args.progress)
+    summary = train_run(config, dataset, out, args.resume, args.device, args.progress,
+                        design_probe(config))  # fmt: skip
     best = summary["best"] or {}
     print(
         f"{summary['status']}: {summary['epochs']} epochs, best epoch {summary['best_epoch']} "
@@ -62,6 +64,11 @@ def run_train(args) -> None:
         + (
             f", fidelity {best['val_fidelity_success']:.0%} within tolerance"
             if best.get("val_fidelity_success") is not None
+            else ""
+        )
+        + (
+            f", design {best['val_design_success']:.0%} of validation targets by the critic"
+            if best.get("val_design_success") is not None
             else ""
         )
         + f"); run in {out}"

@@ -677,24 +677,8 @@ def design(
     settings = settings or InverseSettings()
     if learner is not None:
         critic = learner.critic
-    goal = target_vector(target, loaded.targets)
-    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic,
-                     prior)  # fmt: skip
-    x0, basis, kinds = starts.x, starts.basis, starts.kinds
-    porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
-    ks = k_targets(target)
-    critic_goal = torch.full((len(x0), 3), math.nan, device=device)
-    for k in ks:
-        j = K_TARGETS.index(k)
-        critic_goal[:, j] = torch.as_tensor(
-            math.log10(target[k]) - starts.offset[:, j], device=device
-        )
-    x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
-                            basis=basis)  # fmt: skip
-    images, predicted = _structures(loaded, latents(x, basis), porosity)
-    overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
-    optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
-                            overlap, kinds, predicted)  # fmt: skip
+    optimised, starts = _optimised(loaded, target, pool, settings, device, critic, prior)
+    images = optimised.images
     order = _ranking(optimised, target, settings)
     picked, novelty, match = _pick(order, images, novelty_index, settings.min_novelty,
                                    settings.candidates)  # fmt: skip
@@ -708,6 +692,66 @@ def design(
     learning = None if learner is None else (loaded, learner, label)
     _refine(state, rest, target, settings, lbm, device, novelty_index, learning)
     return _report(loaded, state, pool, novelty_index)
+
+
+def _optimised(loaded, target, pool, settings, device, critic, prior) -> tuple:
+    """Steps 1 to 3 of the module docstring for one target: the optimised starts as
+    :class:`_Candidates` (binarized at the target porosity, scored by the critic) and
+    the :class:`_Starts` they came from (with every screened candidate)."""
+    goal = target_vector(target, loaded.targets)
+    starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic,
+                     prior)  # fmt: skip
+    x0, basis = starts.x, starts.basis
+    porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
+    critic_goal = torch.full((len(x0), 3), math.nan, device=device)
+    for k in k_targets(target):
+        j = K_TARGETS.index(k)
+        critic_goal[:, j] = torch.as_tensor(
+            math.log10(target[k]) - starts.offset[:, j], device=device
+        )
+    x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
+                            basis=basis)  # fmt: skip
+    images, predicted = _structures(loaded, latents(x, basis), porosity)
+    overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
+    optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
+                            overlap, starts.kinds, predicted)  # fmt: skip
+    return optimised, starts
+
+
+def estimated_score(
+    loaded: LoadedModel,
+    target: dict[str, float],
+    pool: DesignPool,
+    settings: InverseSettings,
+    critic: SurrogateEnsemble,
+    device: str = "cpu",
+) -> float:
+    """The best estimated score a design of ``target`` reaches, without LBM.
+
+    Steps 1 to 3 of the module docstring; the estimate of a candidate (optimised
+    start or screened recombination) is the critic's log10 K corrected by its
+    parents' residual, and its porosity is exact by construction. What a study can
+    afford per epoch: :mod:`pvae.design.probe`.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    target : dict
+        Property -> value (:mod:`pvae.design.targets`), with porosity.
+    pool : DesignPool
+    settings : InverseSettings
+    critic : SurrogateEnsemble
+    device : str
+
+    Returns
+    -------
+    float
+        Largest error of the best candidate, in tolerance units (<= 1: the critic
+        expects a success).
+    """
+    optimised, starts = _optimised(loaded, target, pool, settings, device, critic, None)
+    every = optimised.extend(starts.screened)
+    return float(_screen_score(every.log10_k + every.offset, target).min())
 
 
 def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:

@@ -163,6 +163,17 @@ class TrainConfig:
     generation_weight : float
         Weight g of generation in the study metric: ``+ g * (1 - val_realism)``; g > 0
         needs ``generation_every = 1``.
+    design_every : int
+        Measure validation design success every this many epochs (and at the first
+        and the last): ``design_targets`` validation samples' property vectors designed
+        with the critic alone (:mod:`pvae.design.probe`; the trainer must be given the
+        probe, as ``pvae train`` and ``pvae tune`` do); metrics
+        ``val_design_success`` and ``val_design_score``, carried to the epochs between
+        measurements; 0 = never.
+    design_targets : int
+        Validation targets the probe designs.
+    design_weight : float
+        Weight d of design success in the study metric: ``+ d * (1 - val_design_success)``.
     """
 
     epochs: int = 30
@@ -188,6 +199,9 @@ class TrainConfig:
     generation_every: int = 0
     generation_samples: int = 32
     generation_weight: float = 0.0
+    design_every: int = 0
+    design_targets: int = 4
+    design_weight: float = 0.0
 
     def __post_init__(self):
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) <= 0:
@@ -212,6 +226,12 @@ class TrainConfig:
         if self.generation_weight > 0 and self.generation_every != 1:
             raise PvaeError("train.generation_weight > 0 puts realism in the study metric: "
                             "it needs train.generation_every = 1")  # fmt: skip
+        if self.design_every < 0 or self.design_targets < 1 or self.design_weight < 0:
+            raise PvaeError("train: design_every >= 0, design_targets >= 1, "
+                            "design_weight >= 0 required")  # fmt: skip
+        if self.design_weight > 0 and self.design_every == 0:
+            raise PvaeError("train.design_weight > 0 puts design success in the study "
+                            "metric: it needs train.design_every >= 1")  # fmt: skip
 
 
 @dataclass(frozen=True)

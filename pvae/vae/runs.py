@@ -33,6 +33,7 @@ def train_run(
     resume: bool = False,
     device: str | None = None,
     progress: bool | None = None,
+    design_probe=None,
 ) -> dict:
     """Train into a run directory, checkpointing every epoch.
 
@@ -47,6 +48,8 @@ def train_run(
         Overrides ``config.train.device``.
     progress : bool, optional
         Progress bar over epochs (default: only on a terminal).
+    design_probe : callable, optional
+        Passed to :class:`~pvae.vae.train.Trainer` (needed when ``train.design_every``).
 
     Returns
     -------
@@ -57,7 +60,7 @@ def train_run(
     out = Path(out)
     if (out / LAST).exists() and not resume:
         raise PvaeError(f"{out}: a training run exists; use --resume to continue it")
-    trainer = Trainer(config, dataset, device)
+    trainer = Trainer(config, dataset, device, design_probe)
     if resume and (out / LAST).exists():
         trainer.load_state(read_checkpoint(out / LAST))
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)

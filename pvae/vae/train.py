@@ -76,10 +76,19 @@ class Trainer:
         The dataset (read by index, never copied).
     device : str, optional
         Overrides ``config.train.device``.
+    design_probe : callable, optional
+        ``probe(trainer) -> dict`` of ``val_design_success`` and ``val_design_score``
+        (:class:`pvae.design.probe.DesignProbe`); required when
+        ``train.design_every > 0``.
     """
 
-    def __init__(self, config: ExperimentConfig, dataset, device: str | None = None):
+    def __init__(self, config: ExperimentConfig, dataset, device: str | None = None,
+                 design_probe=None):  # fmt: skip
         self.config = config
+        if config.train.design_every > 0 and design_probe is None:
+            raise PvaeError("train.design_every needs the design probe "
+                            "(pvae.design.probe.DesignProbe; pvae train and pvae tune give it)")
+        self.design_probe = design_probe
         self.store = dataset if isinstance(dataset, VoxelStore) else open_dataset(dataset)
         cfg = config.train
         self.device = resolve_device(device or cfg.device)
@@ -213,6 +222,16 @@ class Trainer:
         scores = generation_metrics(drawn, self.generation_reference, self.generation_held_out)
         return {"val_realism": scores["realism"], "val_coverage": scores["coverage"]}
 
+    def design(self, epoch: int) -> dict:
+        """The design probe's metrics: measured at the first epoch, when
+        ``train.design_every`` is due and at the last epoch; otherwise the last
+        measurement (kept in the history, so also after a resume), so that every
+        epoch's study metric carries the model's design success as last measured."""
+        last = next((h for h in reversed(self.history) if "val_design_success" in h), None)
+        if last is None or self._due(self.config.train.design_every, epoch):
+            return self.design_probe(self)
+        return {k: last[k] for k in ("val_design_success", "val_design_score")}
+
     def _due(self, every: int, epoch: int) -> bool:
         return every > 0 and (epoch % every == 0 or epoch == self.config.train.epochs)
 
@@ -240,6 +259,11 @@ class Trainer:
                 if self._due(cfg.generation_every, epoch):
                     metrics.update(self.generation(epoch))
                     metrics[STUDY_METRIC] += cfg.generation_weight * (1.0 - metrics["val_realism"])
+                if cfg.design_every > 0:
+                    metrics.update(self.design(epoch))
+                    metrics[STUDY_METRIC] += cfg.design_weight * (
+                        1.0 - metrics["val_design_success"]
+                    )
                 if not math.isfinite(metrics[STUDY_METRIC]):
                     metrics["status"] = "diverged"
             seconds = time.perf_counter() - start
