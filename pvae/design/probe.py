@@ -6,8 +6,9 @@ validation samples (:func:`~pvae.design.targets.dataset_targets`, spread over th
 split), each designed from the trainer's own training subset as the design pool, with
 :data:`PROBE_SETTINGS` (a cheap version of ``pvae inverse``'s search:
 :func:`~pvae.design.inverse.estimated_score`). A target counts as met when its best
-estimated score is within tolerance. ``pvae analyze`` verifies the finalists' designs
-by LBM; this is the screen that gets them there.
+estimated score is within tolerance. It is a screen: physics decides only when the
+chosen model's designs are verified by LBM (``pvae inverse``,
+``bench/bench_inverse.py``).
 
 Metrics (every ``train.design_every`` epochs, at the first and at the last):
 ``val_design_success`` (share of the targets met by the critic's estimate) and
