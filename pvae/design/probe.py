@@ -53,9 +53,10 @@ class DesignProbe:
 
     def _setup(self, trainer) -> None:
         store, cfg = trainer.store, trainer.config.train
+        # dataset_targets keeps samples with percolating K labels only
+        self.targets = [t for _, t in dataset_targets(store, trainer.splits["val"],
+                                                      cfg.design_targets)]  # fmt: skip
         labels = store.manifest[["porosity", *K_TARGETS]].notna().all(axis=1).to_numpy()
-        val = np.asarray(trainer.splits["val"], dtype=int)
-        self.targets = [t for _, t in dataset_targets(store, val[labels[val]], cfg.design_targets)]
         rows = np.asarray(trainer.train_indices, dtype=int)
         rows = np.sort(rows[labels[rows]])
         if not self.targets or not len(rows):
