@@ -28,9 +28,11 @@ K_ii within 0.1 of the target (:data:`pvae.vae.fidelity.TOLERANCE`). ``pvae`` is
 with the model's *training split* only. The baselines (:mod:`pvae.design.baselines`) use
 the same pool and no model: the nearest sample as it is and in any axis order (labels
 only), the nearest (sample, axis order) parents with the porosity set by a signed-distance
-threshold, and voxel slab splices of those parents with the porosity set; each verified
+threshold, voxel slab splices of those parents with the porosity set, each verified
 by LBM in the order of its no-model estimate until it succeeds or spends ``pvae``'s LBM
-budget (``InverseSettings.lbm_budget``). Novelty is reported raw and relative to the
+budget (``InverseSettings.lbm_budget``), and directional blurs of the nearest parents
+with the porosity set, the blur searched by LBM on the same budget
+(:func:`pvae.design.baselines.blur_search`). Novelty is reported raw and relative to the
 novelty of two independent samples of the target's family at its porosity (the
 companion's two samples of that family nearest in porosity). Time per target covers the
 whole design (optimisation, screening, novelty and every LBM verification). Writes
@@ -89,13 +91,14 @@ def critic_error(best: pd.Series) -> float:
     return float(np.nanmax(errors)) if errors else float("nan")
 
 
-SEARCHED = ("nearest_porosity", "splice")  # baselines that spend LBM solves
+SEARCHED = ("nearest_porosity", "splice", "blur")  # baselines that spend LBM solves
 METHODS = (  # (column prefix, label in the tables)
     ("", "pvae inverse, LBM-verified"),
     ("baseline_", "nearest training sample"),
     ("rotated_baseline_", "nearest sample, any axis order"),
     ("nearest_porosity_", "nearest (any axis order), porosity set by signed distance"),
     ("splice_", "slab splice of the nearest, porosity set"),
+    ("blur_", "directional blur of the nearest, porosity set, searched by LBM"),
 )
 
 
@@ -110,6 +113,12 @@ def reference_novelty(companion, family: str, porosity: float) -> float:
     return float(NoveltyIndex(companion.images([a])).novelty(companion.images([b]))[0])
 
 
+def searched(frame_or_summary) -> list[str]:
+    """The searched baselines that were run (``--baselines``)."""
+    return [k for k in SEARCHED if f"{k}_success" in frame_or_summary
+            or f"{k}_success_rate" in frame_or_summary]  # fmt: skip
+
+
 def summarize(frame: pd.DataFrame) -> dict:
     """Success rates (overall and per family), cost and novelty of one target set."""
 
@@ -117,15 +126,17 @@ def summarize(frame: pd.DataFrame) -> dict:
         return {"targets": len(part)} | {
             f"{prefix}success_rate": float(part[f"{prefix}success"].mean())
             for prefix, _ in METHODS
+            if f"{prefix}success" in part
         }
 
+    kinds = searched(frame)
     return {
         **rates(frame),
         "median_score": float(frame["score"].median()),
         "baseline_median_score": float(frame["baseline_score"].median()),
-        **{f"{kind}_median_score": float(frame[f"{kind}_score"].median()) for kind in SEARCHED},
+        **{f"{kind}_median_score": float(frame[f"{kind}_score"].median()) for kind in kinds},
         **{f"{kind}_lbm_solves_per_target": float(frame[f"{kind}_lbm_solves"].mean())
-           for kind in SEARCHED},  # fmt: skip
+           for kind in kinds},  # fmt: skip
         "median_novelty": float(frame["novelty"].median()),
         "median_relative_novelty": float(frame["relative_novelty"].median()),
         "median_critic_error": float(frame["critic_error"].median()),
@@ -166,7 +177,9 @@ def markdown(result: dict) -> str:
                      f"{s['baseline_median_score']:.2f} | 0 | - | 0 |")  # fmt: skip
         lines.append(f"{head} {METHODS[2][1]} | {s['rotated_baseline_success_rate']:.0%} | "
                      "- | 0 | - | 0 |")  # fmt: skip
-        for kind, label in zip(SEARCHED, (METHODS[3][1], METHODS[4][1]), strict=True):
+        for kind, (_, label) in zip(SEARCHED, METHODS[3:], strict=True):
+            if kind not in searched(s):
+                continue
             lines.append(f"{head} {label} | {s[f'{kind}_success_rate']:.0%} | "
                          f"{s[f'{kind}_median_score']:.2f} | - | - | "
                          f"{s[f'{kind}_lbm_solves_per_target']:.1f} |")  # fmt: skip
@@ -175,7 +188,8 @@ def markdown(result: dict) -> str:
     for name, s in result["sets"].items():
         for family, f in s["by_family"].items():
             lines.append(f"| {name} | {family} | {f['targets']} | " + " | ".join(
-                f"{f[f'{prefix}success_rate']:.0%}" for prefix, _ in METHODS) + " |")  # fmt: skip
+                f"{f[f'{prefix}success_rate']:.0%}" if f"{prefix}success_rate" in f else "-"
+                for prefix, _ in METHODS) + " |")  # fmt: skip
     lines += ["", "Success: verified porosity within 0.02 and every log10 K_ii within 0.1 "
               "decade of the target; score = largest error in tolerance units. Searched "
               "baselines spend at most pvae's LBM budget per target "
@@ -220,6 +234,10 @@ def main() -> None:
                         help="conditional prior draws screened per target")  # fmt: skip
     parser.add_argument("--variation-rounds", type=int, default=InverseSettings.variation_rounds,
                         help="rounds of prior variations of the best candidates (0 = none)")
+    parser.add_argument("--blur-seeds", type=int, default=InverseSettings.blur_seeds,
+                        help="screened recombinations also blurred along axes (0 = none)")
+    parser.add_argument("--baselines", nargs="*", default=list(SEARCHED), choices=SEARCHED,
+                        help="searched no-model baselines to run (none: pvae alone)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     loaded = pvae.load_model(args.model)
@@ -229,7 +247,8 @@ def main() -> None:
     prior = find_prior(args.model, loaded.model.config.latent_dim)
     index = NoveltyIndex(pool.images())
     settings = InverseSettings(critic_steps=args.critic_steps, prior_samples=args.prior_samples,
-                               variation_rounds=args.variation_rounds)  # fmt: skip
+                               variation_rounds=args.variation_rounds,
+                               blur_seeds=args.blur_seeds)  # fmt: skip
     learner = CriticLearner(critic, pool, settings.critic_steps) if settings.critic_steps else None
     lbm = LBMSettings(tol=args.tol, max_steps=args.max_steps)
     sets = target_sets(companion, args.per_family, args.midpoints, args.seed)
@@ -279,7 +298,7 @@ def main() -> None:
                 **lookup(pool, target),
                 **{f"rotated_{k}": v for k, v in lookup(pool, target, permute=True).items()},
             }  # fmt: skip
-            for kind in SEARCHED:
+            for kind in args.baselines:
                 found = catalogue_baseline(pool, target, kind, settings.lbm_budget, lbm)
                 row |= {f"{kind}_{k}": v for k, v in found.items()}
             rows.append(row)
@@ -290,7 +309,7 @@ def main() -> None:
                 f"{'ok' if row['baseline_success'] else 'miss'} ({row['baseline_score']:.2f}); "
                 + "; ".join(f"{kind} {'ok' if row[f'{kind}_success'] else 'miss'} "
                             f"({row[f'{kind}_score']:.2f}, {row[f'{kind}_lbm_solves']} LBM)"
-                            for kind in SEARCHED)
+                            for kind in args.baselines)
                 + f"; critic error {row['critic_error']:.2f} decade; start {row['start']}",
                 flush=True,
             )  # fmt: skip
@@ -306,7 +325,7 @@ def main() -> None:
             f"{name}: success {s['success_rate']:.0%} vs nearest sample "
             f"{s['baseline_success_rate']:.0%}, any axis order "
             f"{s['rotated_baseline_success_rate']:.0%}"
-            + "".join(f", {kind} {s[f'{kind}_success_rate']:.0%}" for kind in SEARCHED)
+            + "".join(f", {kind} {s[f'{kind}_success_rate']:.0%}" for kind in searched(s))
             + f"; median novelty {s['median_novelty']:.2f}; "
             f"{s['seconds_per_target']:.1f} s and {s['lbm_solves_per_target']:.1f} LBM solves "
             "per target"

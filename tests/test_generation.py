@@ -294,7 +294,7 @@ def test_prior_fit_and_sample_commands(trained_spatial_run, tmp_path, run_cli):
         prior.vary(z, 0.0, torch.Generator())
     pool = design_pool(loaded, open_dataset(data))
     settings = InverseSettings(candidates=2, starts=2, parents=2, mixtures=8, prior_samples=4,
-                               variations=6, variation_rounds=2)  # fmt: skip
+                               variations=6, variation_rounds=2, blur_seeds=0)  # fmt: skip
     target = {"porosity": 0.5, "k_xx": 0.1}
     screened = _starts(loaded, pool, target, 0.5, settings, "cpu", critic, prior).screened
     kinds = screened.kinds

@@ -36,12 +36,12 @@ EXPERIMENTS = [
 TINY = {"latent_dim": 4, "base_channels": 4, "max_channels": 8, "regressor_hidden": [8]}
 
 
-def experiment(tmp_path, tune, epochs=3, name="study"):
-    """Write a tiny experiment file with this ``tune`` section."""
+def experiment(tmp_path, tune, epochs=3, name="study", train=None):
+    """Write a tiny experiment file with this ``tune`` section (and more ``train`` settings)."""
     data = {
         "name": name,
         "model": TINY,
-        "train": {"epochs": epochs, "batch_size": 8},
+        "train": {"epochs": epochs, "batch_size": 8, **(train or {})},
         "tune": {"resources": {"cpu": 1, "gpu": 0.25}, "keep_checkpoints": 1, **tune},
     }
     path = tmp_path / f"{name}.yaml"
@@ -212,6 +212,8 @@ def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options):
             "max_concurrent": 1,
             "space": {"train.beta": {"loguniform": [0.01, 1.0]}},
         },
+        # validation design success at epochs 1 and 3: the extra metrics resume too
+        train={"design_every": 2, "design_targets": 1, "design_weight": 0.5},
     )
     out = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
@@ -265,6 +267,10 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     pd.testing.assert_frame_equal(kept[earlier.columns], earlier)  # not trained again
     assert_event_files_match(out, trials, history)  # resumed trials continue their curves
     assert len(assert_optuna_study_matches(out).trials) == 6  # resumed: none twice, none lost
+    # the design metrics reach the history, the trial table and TensorBoard (above) of
+    # every trial, resumed or not, and are carried between measurements
+    assert history["val_design_success"].between(0, 1).all()
+    assert trials["best_val_design_success"].between(0, 1).all()
 
 
 @pytest.mark.slow

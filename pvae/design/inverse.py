@@ -60,6 +60,7 @@ import torch
 from pvae.core.errors import PvaeError
 from pvae.data.imaging.binarize import binarize_at
 from pvae.design.active import CriticLearner
+from pvae.design.blur import BLURS, blur_key, blur_name
 from pvae.design.latent import decode_logits, predict_images
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, nearest_parents
@@ -76,7 +77,7 @@ from pvae.physics.lbm import LBMSettings
 from pvae.surrogate import SurrogateEnsemble
 from pvae.vae.critic import straight_through
 from pvae.vae.fidelity import TOLERANCE
-from pvae.vae.inference import smooth_logits
+from pvae.vae.inference import smooth_each, smooth_logits
 from pvae.vae.loading import LoadedModel
 from pvae.vae.verification import verify_structures
 
@@ -113,6 +114,11 @@ class InverseSettings:
     variation_time : float
         How far each variation is noised before the prior denoises it, in (0, 1]:
         small keeps the structure's layout, 1 is a fresh draw.
+    blur_seeds : int
+        Screened recombinations whose decoded logits are also blurred along one or two
+        axes (:data:`BLURS`), each blur a candidate screened beside them and a possible
+        start (0 = none): the seeds are those the critic puts nearest below the target,
+        since a blur raises K along the blurred axes.
     steps : int
         Adam steps on z.
     lr : float
@@ -145,6 +151,7 @@ class InverseSettings:
     variations: int = 32
     variation_rounds: int = 0
     variation_time: float = 0.3
+    blur_seeds: int = 24
     steps: int = 30
     lr: float = 0.05
     critic_weight: float = 1.0
@@ -168,8 +175,8 @@ class InverseSettings:
             problems.append("parents >= 1")
         if self.mixtures < self.starts:
             problems.append("mixtures >= starts")
-        if min(self.prior_samples, self.variations, self.variation_rounds) < 0:
-            problems.append("prior_samples, variations and variation_rounds >= 0")
+        if min(self.prior_samples, self.variations, self.variation_rounds, self.blur_seeds) < 0:
+            problems.append("prior_samples, variations, variation_rounds and blur_seeds >= 0")
         if not 0 < self.variation_time <= 1:
             problems.append("variation_time in (0, 1]")
         if self.steps < 0 or self.critic_steps < 0:
@@ -197,13 +204,15 @@ class _Starts:
     (S, 2, V) bool, the two basis structures each start recombines (None without);
     ``offset`` (S, 3), the critic's expected miss on each start's log10 K diagonal
     (its parents' LBM labels minus its own scores of them, share-weighted; 0 without
-    parents)."""
+    parents); ``blur`` (S, 3), each start's blur of its decoded logits along the array
+    axes (voxels, :data:`BLURS`; zeros = none)."""
 
     x: torch.Tensor
     basis: torch.Tensor | None
     kinds: list[str]
     parents: np.ndarray | None
     offset: np.ndarray
+    blur: np.ndarray
     screened: "_Candidates | None" = None
 
 
@@ -280,7 +289,8 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     if pool is None:
         z = rng.standard_normal((settings.starts, loaded.model.config.latent_dim))
         z = torch.as_tensor(z, dtype=torch.float32, device=device)
-        return _Starts(z, None, ["prior"] * len(z), None, np.zeros((len(z), 3)))
+        zeros = np.zeros((len(z), 3))
+        return _Starts(z, None, ["prior"] * len(z), None, zeros, zeros)
     parents = nearest_parents(pool, target, settings.parents)
     basis = encode_parents(loaded, pool, parents, rng)
     found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
@@ -297,16 +307,46 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
                            parent_overlap(images, parent_images), kinds, predicted)  # fmt: skip
 
     screened = candidates(images, found.kinds)
-    sources = _Sources(z.cpu(), parent_images, np.arange(len(z)))
+    seeds, blur = _blur_seeds(screened, target, settings.blur_seeds), np.zeros((len(z), 3))
+    if len(seeds):  # blurred seeds: candidates and possible starts, like their seeds
+        blurred = _blurred(loaded, z[seeds], porosity)
+        sigma = np.repeat(np.array(BLURS), len(seeds), axis=0)
+        seeds, blur = np.tile(seeds, len(BLURS)), np.concatenate([blur, sigma])
+        kinds = [f"{blur_name(b)}:{found.kinds[i]}" for b, i in zip(sigma, seeds, strict=True)]
+        screened = screened.extend(_Candidates(
+            blurred, _critic_log10_k(loaded, critic, blurred), offset[seeds],
+            parent_overlap(blurred, parent_images[seeds]), kinds, predicted[seeds]))  # fmt: skip
+    row = np.concatenate([np.arange(len(z)), seeds])  # the recombination behind each
+    sources = _Sources(z.cpu(), parent_images, row)
     picked = _ranking(screened, target, settings)[: settings.starts]
-    best = found.take(picked)
+    best = found.take(row[picked])
     for at, images in zip(levels[1:], decoded[1:], strict=True):  # a little more, less open
         screened = screened.extend(candidates(images, [f"{k}@n={at:.3f}" for k in found.kinds]))
         sources.row = np.concatenate([sources.row, np.arange(len(z))])
     screened = _prior_candidates(loaded, prior, target, porosity, settings, critic, screened,
                                  sources)  # fmt: skip
-    return _Starts(best.weights.to(device), best.rows.to(device), best.kinds,
-                   basis.images[best.pairs], screened.offset[picked], screened)  # fmt: skip
+    return _Starts(best.weights.to(device), best.rows.to(device),
+                   [screened.kinds[i] for i in picked], basis.images[best.pairs],
+                   screened.offset[picked], blur[picked], screened)  # fmt: skip
+
+
+def _blur_seeds(screened: "_Candidates", target, count: int) -> np.ndarray:
+    """Positions of the ``count`` screened candidates best to blur (:data:`BLURS`), by
+    :func:`~pvae.design.blur.blur_key` of their estimates; none without a K target."""
+    if not count or not k_targets(target):
+        return np.zeros(0, dtype=int)
+    key = blur_key(screened.log10_k + screened.offset, target)
+    return np.argsort(key, kind="stable")[:count]
+
+
+def _blurred(loaded, z, porosity) -> np.ndarray:
+    """Each latent of z (S, L) decoded once and blurred by every one of :data:`BLURS`,
+    binarized at ``porosity``: images (len(BLURS) * S, D, H, W), blur-major."""
+    logits, _ = _logits(loaded, z, 0.0)
+    logits = torch.from_numpy(logits)
+    fractions = _pore_fractions(loaded, z, porosity).cpu()
+    return np.concatenate([_binarized(smooth_logits(logits, sigma).numpy(), fractions)
+                           for sigma in BLURS])  # fmt: skip
 
 
 @dataclass
@@ -457,6 +497,7 @@ def optimise_latents(
     critic_goal: torch.Tensor | None = None,
     steps: int | None = None,
     basis: torch.Tensor | None = None,
+    blur: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Adam toward the target, scored on the regressor and on the decoded structure.
 
@@ -476,6 +517,9 @@ def optimise_latents(
     steps : int, optional
         Default ``settings.steps``.
     basis : torch.Tensor, shape (S, k, L), optional
+    blur : np.ndarray, shape (S, 3), optional
+        Each structure's blur of its decoded logits along the array axes before the
+        critic sees it (voxels; :func:`pvae.vae.inference.smooth_each`).
 
     Returns
     -------
@@ -516,7 +560,8 @@ def optimise_latents(
             if use_critic or settings.consistency_weight > 0:
                 logits = model.decode(z)  # (S, 1, D, H, W)
             if use_critic:
-                pore = straight_through(logits, porosity, settings.temperature)
+                seen = logits if blur is None else smooth_each(logits, blur)
+                pore = straight_through(seen, porosity, settings.temperature)
                 k = critic.log10_k_diagonal(pore.to(critic.device)).to(device)  # (S, 3)
                 miss = torch.where(critic_given, (k - critic_target) / TOLERANCE["log10"], 0.0)
                 loss = loss + settings.critic_weight * (miss**2).sum(1) / critic_count
@@ -534,19 +579,23 @@ def optimise_latents(
     return x.detach(), np.array(history)
 
 
-def _structures(loaded, z, porosity, smoothing: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Decode z, blur the logits by ``smoothing`` voxels (:func:`smooth_logits`) and
-    binarize each at its pore fraction ``porosity`` (S,): images (S, D, H, W) bool and
-    the regressor's predictions at z (S, T)."""
+def _structures(loaded, z, porosity, smoothing=0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Decode z, blur the logits by ``smoothing`` voxels (a float, or per structure and
+    array axis (S, 3): :func:`smooth_each`) and binarize each at its pore fraction
+    ``porosity`` (S,): images (S, D, H, W) bool and the regressor's predictions at z
+    (S, T)."""
     logits, predicted = _logits(loaded, z, smoothing)
     return _binarized(logits, porosity), predicted
 
 
-def _logits(loaded, z, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Decoder logits of z (S, L), blurred by ``smoothing`` voxels, (S, D, H, W), and
-    the regressor's predictions at z (S, T)."""
+def _logits(loaded, z, smoothing) -> tuple[np.ndarray, np.ndarray]:
+    """Decoder logits of z (S, L), blurred by ``smoothing`` voxels (float, or (S, 3) per
+    structure and array axis), (S, D, H, W), and the regressor's predictions at z (S, T)."""
     logits, predicted = decode_logits(loaded, z.cpu().numpy())
-    return smooth_logits(torch.from_numpy(logits), smoothing).numpy(), predicted
+    logits = torch.from_numpy(logits)
+    if np.ndim(smoothing) == 2:
+        return smooth_each(logits, smoothing).numpy(), predicted
+    return smooth_logits(logits, smoothing).numpy(), predicted
 
 
 def _binarized(logits: np.ndarray, porosity) -> np.ndarray:
@@ -710,8 +759,8 @@ def _optimised(loaded, target, pool, settings, device, critic, prior) -> tuple:
             math.log10(target[k]) - starts.offset[:, j], device=device
         )
     x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
-                            basis=basis)  # fmt: skip
-    images, predicted = _structures(loaded, latents(x, basis), porosity)
+                            basis=basis, blur=starts.blur)  # fmt: skip
+    images, predicted = _structures(loaded, latents(x, basis), porosity, starts.blur)
     overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
     optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
                             overlap, starts.kinds, predicted)  # fmt: skip

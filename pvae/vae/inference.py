@@ -38,38 +38,68 @@ def binarize_logits(logits: torch.Tensor) -> torch.Tensor:
     return (ranks < pores[:, None]).view(logits.shape)
 
 
-def smooth_logits(logits: torch.Tensor, sigma: float) -> torch.Tensor:
+def smooth_logits(logits: torch.Tensor, sigma) -> torch.Tensor:
     """Periodic Gaussian blur of voxel logits over the last three axes.
 
     Generated latents decode to structures that are rough at the scale of one voxel
     (isolated voxels, ragged walls: more surface and less short-range correlation than
-    the data); blurring the logits before binarizing removes that roughness.
+    the data); blurring the logits before binarizing removes that roughness. A blur
+    along one axis only elongates the features along it: inverse design uses that to
+    raise the permeability along an axis (:data:`pvae.design.inverse.BLURS`).
 
     Parameters
     ----------
     logits : torch.Tensor, shape (..., D, H, W)
-    sigma : float
-        Standard deviation of the kernel, voxels (0: unchanged).
+    sigma : float or sequence of 3 floats
+        Standard deviation of the kernel, voxels (0: unchanged), for every axis or
+        per array axis (D, H, W).
 
     Returns
     -------
     torch.Tensor, same shape and dtype.
     """
-    if sigma <= 0:
+    sigmas = [float(sigma)] * 3 if np.ndim(sigma) == 0 else [float(s) for s in sigma]
+    if max(sigmas) <= 0:
         return logits
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=logits.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
     shape = logits.shape
     x = logits.float().reshape(-1, 1, *shape[-3:])
-    for axis in range(3):  # separable: one periodic 1D convolution per axis
+    for axis, s in enumerate(sigmas):  # separable: one periodic 1D convolution per axis
+        if s <= 0:
+            continue
+        radius = max(1, math.ceil(3 * s))
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=logits.device)
+        kernel = torch.exp(-0.5 * (offsets / s) ** 2)
+        kernel = kernel / kernel.sum()
         view = [1, 1, 1, 1, 1]
         view[2 + axis] = len(kernel)
         pad = [0] * 6
         pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius
         x = F.conv3d(F.pad(x, pad, mode="circular"), kernel.view(view))
     return x.reshape(shape).to(logits.dtype)
+
+
+def smooth_each(logits: torch.Tensor, sigmas: np.ndarray) -> torch.Tensor:
+    """:func:`smooth_logits` of each sample by its own per-axis blur.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (S, ..., D, H, W)
+    sigmas : np.ndarray, shape (S, 3)
+        Per sample, standard deviations along the array axes (D, H, W), voxels.
+
+    Returns
+    -------
+    torch.Tensor, same shape and dtype (differentiable).
+    """
+    sigmas = np.asarray(sigmas, dtype=float).reshape(len(logits), 3)
+    kinds, which = np.unique(sigmas, axis=0, return_inverse=True)
+    if len(kinds) == 1:
+        return smooth_logits(logits, kinds[0])
+    out = torch.empty_like(logits)
+    for j, sigma in enumerate(kinds):
+        rows = torch.as_tensor(np.flatnonzero(which.reshape(-1) == j), device=logits.device)
+        out = out.index_copy(0, rows, smooth_logits(logits[rows], sigma))
+    return out
 
 
 def autocast(device: torch.device, enabled: bool):
