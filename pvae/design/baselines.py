@@ -38,7 +38,13 @@ from pvae.core.errors import PvaeError
 from pvae.data.imaging.binarize import binarize_at
 from pvae.data.symmetry import permuted_diagonal
 from pvae.design.blur import blur_field, blur_key, blur_name
-from pvae.design.pool import DesignPool, Parent, nearest_parents
+from pvae.design.pool import (
+    DesignPool,
+    Parent,
+    blur_parents,
+    kozeny_carman_factor,
+    nearest_parents,
+)
 from pvae.design.targets import K_TARGETS, k_targets, tolerance_errors
 from pvae.physics.lbm import LBMSettings
 from pvae.vae.fidelity import TOLERANCE
@@ -53,7 +59,7 @@ it has measured a slope: sphere packs at porosity 0.44 gave 0.18-0.23 up to 3 vo
 (:mod:`pvae.design.blur`). A calibration given to the baseline, which makes it stronger."""
 BLUR_TRIES = 4  # LBM solves per parent in the blur search
 MAX_BLUR = 6.0  # voxels
-BLUR_PARENTS = 32  # (sample, axis order) pairs the blur search orders
+BLUR_PARENTS = 32  # (sample, axis order) pairs the blur search may try, best first
 
 
 def signed_distance(image: np.ndarray) -> np.ndarray:
@@ -118,15 +124,6 @@ def slab_splice(a: np.ndarray, b: np.ndarray, axis: int, fraction: float) -> np.
     cut[axis] = slice(0, int(round(fraction * a.shape[axis])))
     out[tuple(cut)] = a[tuple(cut)]
     return out
-
-
-def kozeny_carman_factor(porosity_from: float, porosity_to: float) -> float:
-    """K(to) / K(from) by Kozeny–Carman, n^3 / (1 - n)^2, at a fixed specific surface."""
-
-    def kc(n: float) -> float:
-        return n**3 / (1.0 - n) ** 2
-
-    return kc(porosity_to) / kc(porosity_from)
 
 
 def splice_estimate(k_a: np.ndarray, k_b: np.ndarray, axis: int, fraction: float) -> np.ndarray:
@@ -203,7 +200,7 @@ def catalogue_baseline(
     lbm : LBMSettings, optional
     parents : int
         (sample, axis order) pairs nearest to the target that candidates come from
-        (``blur`` orders :data:`BLUR_PARENTS` of them).
+        (``blur`` tries up to :data:`BLUR_PARENTS`, by :func:`~pvae.design.pool.blur_parents`).
 
     Returns
     -------
@@ -295,12 +292,12 @@ def blur_search(
     ks = [K_TARGETS.index(k) for k in k_targets(target)]
     goal = np.full(3, np.nan)
     goal[ks] = np.log10([target[K_TARGETS[j]] for j in ks])
-    parents = nearest_parents(pool, target, BLUR_PARENTS)
+    parents = blur_parents(pool, target, BLUR_PARENTS)
     porosities = [target.get("porosity", float(_parent_image(pool, p).mean())) for p in parents]
     estimates = np.stack([_kozeny_carman_estimate(pool, p, n)
                           for p, n in zip(parents, porosities, strict=True)])  # fmt: skip
     keys = blur_key(estimates, target)
-    for i in np.argsort(keys, kind="stable"):
+    for i in range(len(parents)):
         field = signed_distance(_parent_image(pool, parents[i]))
         sigma, slope, last = np.zeros(3), np.full(3, BLUR_SLOPE), None  # sigma: x, y, z
         for _ in range(BLUR_TRIES):

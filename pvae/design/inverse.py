@@ -63,7 +63,7 @@ from pvae.design.active import CriticLearner
 from pvae.design.blur import BLURS, blur_key, blur_name
 from pvae.design.latent import decode_logits, predict_images
 from pvae.design.novelty import NoveltyIndex
-from pvae.design.pool import DesignPool, nearest_parents
+from pvae.design.pool import DesignPool, blur_parents, nearest_parents
 from pvae.design.recombination import encode_parents, parent_overlap, recombine
 from pvae.design.targets import (
     K_TARGETS,
@@ -82,6 +82,7 @@ from pvae.vae.loading import LoadedModel
 from pvae.vae.verification import verify_structures
 
 NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
+BLUR_PARENTS = 4  # parents added for blurring (pvae.design.pool.blur_parents)
 VARIATIONS_PER_SEED = 4  # prior variations of each screened candidate picked to vary
 POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
 
@@ -292,6 +293,8 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
         zeros = np.zeros((len(z), 3))
         return _Starts(z, None, ["prior"] * len(z), None, zeros, zeros)
     parents = nearest_parents(pool, target, settings.parents)
+    if settings.blur_seeds:  # and the parents best to blur, which may fall short of the target
+        parents += [p for p in blur_parents(pool, target, BLUR_PARENTS) if p not in parents]
     basis = encode_parents(loaded, pool, parents, rng)
     found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
     z = found.latents()

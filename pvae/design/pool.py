@@ -17,6 +17,7 @@ import numpy as np
 from pvae.core.errors import PvaeError
 from pvae.data.store.reader import VoxelStore
 from pvae.data.symmetry import CubeSymmetry, axis_permutations, permuted_diagonal
+from pvae.design.blur import blur_key
 from pvae.design.targets import K_TARGETS, tolerance_errors
 from pvae.vae.loading import LoadedModel
 
@@ -115,6 +116,35 @@ def permuted_name(sample_id: str, symmetry: CubeSymmetry) -> str:
     return f"{sample_id}@{''.join('zyx'[p] for p in symmetry.perm)}"
 
 
+def kozeny_carman_factor(porosity_from, porosity_to):
+    """K(to) / K(from) by Kozeny–Carman, n^3 / (1 - n)^2, at a fixed specific surface
+    (floats or arrays)."""
+
+    def kc(n):
+        return n**3 / (1.0 - n) ** 2
+
+    return kc(porosity_to) / kc(porosity_from)
+
+
+def _parents(pool: DesignPool, target: dict[str, float], count: int, key, permute: bool):
+    """The ``count`` (sample, axis permutation) pairs of the pool with the smallest
+    ``key`` of their labels (a function of (P, 4) porosity and K diagonal -> (P,))."""
+    table = pool.store.manifest.iloc[pool.rows]
+    labels = table[["porosity", *K_TARGETS]].to_numpy(float)
+    symmetries = axis_permutations(pool.store.shape)[: None if permute else 1]
+    permuted = [np.column_stack([labels[:, 0], permuted_diagonal(labels[:, 1:], s)])
+                for s in symmetries]  # fmt: skip
+    scores = np.stack([label_errors(p, target).max(axis=1) for p in permuted], axis=1)  # (P, G)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        keys = np.stack([key(p) for p in permuted], axis=1)
+    best = np.argsort(keys, axis=None, kind="stable")[:count]
+    ids = table["sample_id"].tolist()
+    return [
+        Parent(int(pool.rows[i]), ids[i], symmetries[g], float(scores[i, g]))
+        for i, g in zip(*np.unravel_index(best, keys.shape), strict=True)
+    ]
+
+
 def nearest_parents(
     pool: DesignPool, target: dict[str, float], count: int, permute: bool = True
 ) -> list[Parent]:
@@ -134,22 +164,35 @@ def nearest_parents(
     list of Parent
         Best label score first.
     """
-    table = pool.store.manifest.iloc[pool.rows]
-    labels = table[["porosity", *K_TARGETS]].to_numpy(float)
-    symmetries = axis_permutations(pool.store.shape)[: None if permute else 1]
-    errors = np.stack([
-        label_errors(np.column_stack([labels[:, 0], permuted_diagonal(labels[:, 1:], s)]), target)
-        for s in symmetries], axis=1)  # (P, G, n)  # fmt: skip
-    scores = errors.max(axis=2)
-    with np.errstate(over="ignore", invalid="ignore"):  # blocked directions: inf errors
-        key = scores + 1e-3 * errors.mean(axis=2)
-    # the largest error first, a thousandth of the mean breaks ties toward the nearer one
-    best = np.argsort(key, axis=None, kind="stable")[:count]
-    ids = table["sample_id"].tolist()
-    return [
-        Parent(int(pool.rows[i]), ids[i], symmetries[g], float(scores[i, g]))
-        for i, g in zip(*np.unravel_index(best, scores.shape), strict=True)
-    ]
+
+    def key(labels):  # the largest error; a thousandth of the mean breaks ties
+        errors = label_errors(labels, target)  # blocked directions: inf errors
+        return errors.max(axis=1) + 1e-3 * errors.mean(axis=1)
+
+    return _parents(pool, target, count, key, permute)
+
+
+def blur_parents(pool: DesignPool, target: dict[str, float], count: int) -> list[Parent]:
+    """The ``count`` (sample, axis permutation) pairs of the pool best to blur toward a
+    target (:mod:`pvae.design.blur`).
+
+    Ordered by :func:`~pvae.design.blur.blur_key` of their K at the target porosity,
+    estimated from their labels by :func:`kozeny_carman_factor`: a blur raises K along
+    the blurred axes and cannot lower it, so the best parents fall short of the target
+    along some axes and do not exceed it along any.
+
+    Returns
+    -------
+    list of Parent
+        Best first; ``score`` is the label score, as in :func:`nearest_parents`.
+    """
+    goal = target.get("porosity")
+
+    def key(labels):
+        factor = 1.0 if goal is None else kozeny_carman_factor(labels[:, 0], goal)
+        return blur_key(np.log10(labels[:, 1:] * np.asarray(factor)[..., None]), target)
+
+    return _parents(pool, target, count, key, permute=True)
 
 
 def lookup(pool: DesignPool, target: dict[str, float], permute: bool = False) -> dict:
