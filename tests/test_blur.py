@@ -42,7 +42,7 @@ def test_blur_key_counts_an_excess_fully_and_a_shortfall_by_a_fifth():
     np.testing.assert_allclose(blur_key(log10_k, target), [0.0, 2.0, 1.0])
     np.testing.assert_allclose(blur_key(log10_k, {"porosity": 0.4}), 0.0)
     assert blur_name((0.0, 2.0, 3.5)) == "blur(x=3.5,y=2)"
-    assert len(set(BLURS)) == 18 and all(sum(s > 0 for s in b) in (1, 2) for b in BLURS)
+    assert len(set(BLURS)) == len(BLURS) == 28 and all(max(b) > 0 for b in BLURS)
 
 
 def test_a_blur_along_x_raises_k_xx_and_leaves_porosity_exact():
@@ -91,7 +91,7 @@ def test_inverse_design_screens_and_starts_from_blurred_recombinations(trained_r
     screened = starts.screened
     assert len(screened) == 8 + 2 * len(BLURS) + 2 * 8  # mixtures, blurs, porosity variants
     blurred = screened.kinds[8 : 8 + 2 * len(BLURS)]
-    assert all(k.startswith("blur(") for k in blurred) and blurred[0].startswith("blur(x=1)")
+    assert all(k.startswith("blur(") for k in blurred) and blurred[0].startswith("blur(x=0.5)")
     porosity = screened.images[: 8 + 2 * len(BLURS)].mean(axis=(1, 2, 3))
     np.testing.assert_allclose(porosity, 0.5, atol=1 / 4096)
     seed = screened.kinds.index(blurred[0].split(":", 1)[1])  # its recombination
@@ -108,3 +108,30 @@ def test_inverse_design_screens_and_starts_from_blurred_recombinations(trained_r
         candidates=2, starts=4, parents=2, mixtures=8, prior_samples=0, blur_seeds=0), "cpu",
         None).screened  # fmt: skip
     assert len(off) == 3 * 8 and not any(k.startswith("blur(") for k in off.kinds)
+
+
+def test_parents_best_to_blur_fall_short_of_the_target(trained_run):
+    from pvae.data.store import open_dataset
+    from pvae.data.symmetry import permuted_diagonal
+    from pvae.design.pool import blur_parents, design_pool, kozeny_carman_factor, nearest_parents
+    from pvae.vae.loading import load_model
+
+    run, data = trained_run
+    pool = design_pool(load_model(run), open_dataset(data))
+    labels = pool.store.manifest.iloc[pool.rows]
+    n, k = float(labels["porosity"].median()), float(labels["k_yy"].median())
+    target = {"porosity": n, "k_xx": 10 * k, "k_yy": k, "k_zz": k}  # far along x only
+    parents = blur_parents(pool, target, 4)
+    assert len(parents) == 4 and len({(p.row, p.symmetry.perm) for p in parents}) == 4
+
+    def key(parent):  # blur_key of the label K at the target porosity (Kozeny-Carman)
+        row = pool.store.manifest.iloc[parent.row]
+        k = permuted_diagonal(row[["k_xx", "k_yy", "k_zz"]].to_numpy(float), parent.symmetry)
+        return blur_key(np.log10(k * kozeny_carman_factor(row["porosity"], n))[None], target)[0]
+
+    keys = [key(p) for p in parents]
+    assert keys == sorted(keys) and keys[0] <= key(nearest_parents(pool, target, 1)[0])
+    # the label score is kept, as for the nearest parents
+    every = nearest_parents(pool, target, len(pool.rows) * 6)
+    scores = {(p.row, p.symmetry.perm): p.score for p in every}
+    assert all(p.score == scores[(p.row, p.symmetry.perm)] for p in parents)

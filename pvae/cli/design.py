@@ -20,7 +20,7 @@ SEARCH = (  # inverse-design options: (InverseSettings field, type, help)
     ("variations", int, "per round, prior variations of the best screened candidates"),
     ("variation_rounds", int, "rounds of prior variations (0 = none)"),
     ("variation_time", float, "noise level of a variation, (0, 1]: small keeps the layout"),
-    ("blur_seeds", int, "screened recombinations also blurred along one or two axes (0 = none)"),
+    ("blur_seeds", int, "screened recombinations also blurred along chosen axes (0 = none)"),
     ("steps", int, "optimisation steps"),
     ("critic_weight", float, "weight of the critic's error on the decoded structure"),
     ("regressor_weight", float, "weight of the regressor's error at z"),

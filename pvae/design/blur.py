@@ -23,14 +23,14 @@ from pvae.data.imaging.binarize import binarize_at
 from pvae.design.targets import K_TARGETS, k_targets
 from pvae.vae.fidelity import TOLERANCE
 
-BLUR_LEVELS = (1.0, 2.0, 3.5)  # voxels
+BLUR_LEVELS = (0.5, 1.0, 2.0, 3.5)  # voxels
 BLURS = tuple(
     tuple(level if axis in axes else 0.0 for axis in range(3))
-    for axes in ((2,), (1,), (0,), (1, 2), (0, 2), (0, 1))
+    for axes in ((2,), (1,), (0,), (1, 2), (0, 2), (0, 1), (0, 1, 2))
     for level in BLUR_LEVELS
 )
-"""Per-array-axis (z, y, x) standard deviations, voxels: each of x, y, z and each pair
-of them, at every one of :data:`BLUR_LEVELS`."""
+"""Per-array-axis (z, y, x) standard deviations, voxels: each of x, y, z, each pair of
+them and all three, at every one of :data:`BLUR_LEVELS`."""
 
 SHORTFALL_WEIGHT = 0.2
 """Weight of a shortfall of K below the target against an excess over it in

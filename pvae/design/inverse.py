@@ -9,7 +9,13 @@ superficial convention):
    candidates recombine them (:mod:`pvae.design.recombination`: a parent with a slab displaced
    along its normal, or two parents layered). Each is decoded, binarized at the target
    porosity and screened by the critic, corrected by its parents' residual (their LBM
-   label minus the critic's score of them); the best ``starts`` that can still be new
+   label minus the critic's score of them). The ``blur_seeds`` recombinations that a
+   blur could bring nearest to the target (:func:`pvae.design.blur.blur_key`) are
+   also decoded with their logits blurred along one, two or three axes (:data:`BLURS`),
+   which elongates the structure along them and raises K there: the anisotropy that
+   recombinations of nearly isotropic catalogue samples lack (the parents then include
+   :data:`BLUR_PARENTS` that fall short of the target, best to blur:
+   :func:`pvae.design.pool.blur_parents`). The best ``starts`` that can still be new
    (their overlap with their own parents leaves room for ``min_novelty``) are
    optimised. In the full latent space the optimiser finds structures that fool the
    critic (LBM measured 0.2 to 0.5 decade below what it predicted); in the span of
@@ -116,10 +122,10 @@ class InverseSettings:
         How far each variation is noised before the prior denoises it, in (0, 1]:
         small keeps the structure's layout, 1 is a fresh draw.
     blur_seeds : int
-        Screened recombinations whose decoded logits are also blurred along one or two
+        Screened recombinations whose decoded logits are also blurred along one to three
         axes (:data:`BLURS`), each blur a candidate screened beside them and a possible
-        start (0 = none): the seeds are those the critic puts nearest below the target,
-        since a blur raises K along the blurred axes.
+        start (0 = none, and no :data:`BLUR_PARENTS`): the seeds are those the critic
+        puts nearest below the target, since a blur raises K along the blurred axes.
     steps : int
         Adam steps on z.
     lr : float

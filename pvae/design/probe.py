@@ -32,7 +32,7 @@ PROBE_SETTINGS = InverseSettings(
     candidates=1, starts=4, parents=4, mixtures=32, prior_samples=0, blur_seeds=4, steps=10,
     lbm_budget=1, critic_steps=0,
 )
-"""The probe's search: 4 parents, 32 screened mixtures (4 of them blurred 18 ways), 4 starts
+"""The probe's search: 4 parents, 32 screened mixtures (4 of them blurred 28 ways), 4 starts
 optimised 10 steps."""
 
 
