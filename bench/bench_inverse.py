@@ -156,7 +156,9 @@ def markdown(result: dict) -> str:
         "",
         run_line(result),
         "",
-        f"Model `{result['model']}`, critic `{result['critic']}`, pool: {result['pool']}. "
+        f"Model `{result['model']}`, critic `{result['critic']}`, prior `{result['prior']}` "
+        "(conditional draws only from a conditional prior), pool: "
+        f"{result['pool']}. "
         f"Targets from `{result['companion']}` (no sample shared with the training data)"
         + ("; targets outside the training ranges attempted (`--allow-extrapolation`)."
            if result["allow_extrapolation"] else "."),  # fmt: skip
