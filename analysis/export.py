@@ -29,7 +29,7 @@ def _trial_row(
     study: Study, trial_id: str | None, rule: SelectionRule | None
 ) -> tuple[pd.Series, str]:
     if trial_id is None:
-        choice = choose(study.trials, rule)
+        choice = choose(study.trials, rule, study.finalists)
         return choice.row, choice.reason
     match = study.trials[study.trials["trial_id"].astype(str) == str(trial_id)]
     if match.empty:

@@ -6,12 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.finalists import verify_finalists
 from analysis.importance import param_importances
 from analysis.learning_curve import learning_curves, sentence
 from analysis.selection import SelectionRule, choose, leaderboard
 from analysis.study import METRIC, Study
 from pvae.core.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, check_out
 from pvae.core.errors import PvaeError
+from pvae.physics.lbm import LBMSettings
 
 LEADERBOARD_COLUMNS = (
     "trial_id",
@@ -63,9 +65,22 @@ def _table(frame) -> str:
 
 
 def analyze(
-    study: Study, out: str | Path, rule: SelectionRule | None = None, overwrite: bool = False
+    study: Study,
+    out: str | Path,
+    rule: SelectionRule | None = None,
+    overwrite: bool = False,
+    finalists: int = 0,
+    lbm: LBMSettings | None = None,
+    progress=None,
+    device: str = "cpu",
 ) -> dict:
     """Figures, leaderboard, importance and the production-model choice, into ``out``.
+
+    With ``finalists`` > 0 the best eligible trials first design validation targets,
+    verified by LBM (:func:`analysis.finalists.verify_finalists`, with ``lbm``,
+    ``progress`` and ``device``), and the choice weighs that check
+    (:func:`analysis.selection.choose`); an earlier check kept in the study folder is
+    used otherwise.
 
     Writes ``report.md`` (figures embedded by relative path), ``leaderboard.csv``,
     ``choice.json`` and ``figures/*.png|pdf``, atomically; for a study over at least
@@ -80,13 +95,15 @@ def analyze(
     """
     rule = rule or SelectionRule()
     out = check_out(out, overwrite)
+    if finalists > 0:
+        study.finalists = verify_finalists(study, rule, finalists, lbm, progress, device)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
         made = figures(study, tmp / "figures", curves)
         board = leaderboard(study.trials, rule)
         board.to_csv(tmp / "leaderboard.csv", index=False)
         try:
-            choice = choose(study.trials, rule)
+            choice = choose(study.trials, rule, study.finalists)
             decision = {"trial_id": choice.trial_id, "reason": choice.reason}
         except PvaeError as exc:
             decision = {"trial_id": None, "reason": str(exc)}
@@ -103,6 +120,11 @@ def analyze(
             "## Leaderboard\n",
             _table(board[[c for c in LEADERBOARD_COLUMNS if c in board]].head(20)),
         ]
+        if study.finalists is not None and len(study.finalists):
+            lines += ["## LBM check of the finalists\n",
+                      "The best eligible trials designed validation-split targets with their "
+                      "best checkpoints; LBM verified every design (`finalists.parquet` in the "
+                      "study folder).\n", _table(study.finalists)]  # fmt: skip
         if study.dashboards:
             lines += ["## Look at the study\n",
                       "Every trial with its parameters, per-epoch values and state, in "

@@ -123,8 +123,14 @@ def leaderboard(trials: pd.DataFrame, rule: SelectionRule | None = None) -> pd.D
     return table.sort_values(["eligible", rule.metric], ascending=[False, rule.mode == "min"])
 
 
-def choose(trials: pd.DataFrame, rule: SelectionRule | None = None) -> Choice:
-    """Apply the production-model rule.
+def choose(
+    trials: pd.DataFrame, rule: SelectionRule | None = None, finalists: pd.DataFrame | None = None
+) -> Choice:
+    """Apply the production-model rule, then the LBM check of the finalists if made.
+
+    With ``finalists`` (:func:`analysis.finalists.verify_finalists`), the eligible
+    checked trial whose designs LBM verified most often is chosen: the rule's own
+    choice when it is among the best, else the best-ranked of them.
 
     Raises
     ------
@@ -163,4 +169,34 @@ def choose(trials: pd.DataFrame, rule: SelectionRule | None = None) -> Choice:
             + "."
         )
     lines.append(f"Chosen trial's {rule.metric}: {chosen[rule.metric]:.5g}.")
+    if finalists is not None and len(finalists):
+        chosen = _verified_choice(chosen, eligible, finalists, lines)
     return Choice(str(chosen["trial_id"]), chosen, " ".join(lines), board)
+
+
+def _verified_choice(chosen, eligible, finalists, lines) -> pd.Series:
+    """The eligible finalist whose designs LBM verified most often (the rule's ``chosen``
+    when it is among them), with the reason appended to ``lines``."""
+    ids = eligible["trial_id"].astype(str)
+    checked = finalists[finalists["trial_id"].astype(str).isin(set(ids))]
+    checked = checked[checked["verified_design_success"].notna()].sort_values("rank")
+    if checked.empty:
+        return chosen
+    best = checked["verified_design_success"].max()
+    top = checked.loc[checked["verified_design_success"] == best, "trial_id"].astype(str)
+    winner = str(chosen["trial_id"]) if str(chosen["trial_id"]) in set(top) else top.iloc[0]
+    lines.append(
+        f"LBM checked the validation designs of {len(checked)} finalists: "
+        + ", ".join(
+            f"{r.trial_id} {r.verified_design_success:.0%} of {r.targets}"
+            for r in checked.itertuples()
+        )
+        + (
+            "; the rule's choice designs as well as any."
+            if winner == str(chosen["trial_id"])
+            else f"; trial {winner} designs best, so it is chosen over the rule's "
+            f"trial {chosen['trial_id']}."
+        )
+    )
+    lines[0] = f"Trial {winner} is the production model."
+    return eligible[ids == winner].iloc[0]

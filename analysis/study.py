@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from pvae.core.errors import PvaeError
 
 METRIC = "val_objective"
+FINALISTS = "finalists.parquet"  # analysis.finalists writes it
 
 
 @dataclass
@@ -26,12 +28,16 @@ class Study:
         One row per trial (schema in :mod:`tune.results`), plus ``study``.
     history : pd.DataFrame
         One row per trial and epoch, plus ``study``.
+    finalists : pd.DataFrame or None
+        The LBM checks of the best trials' designs (``finalists.parquet``,
+        :mod:`analysis.finalists`), if made.
     """
 
     root: Path
     record: dict
     trials: pd.DataFrame
     history: pd.DataFrame
+    finalists: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -48,6 +54,15 @@ class Study:
     def space(self) -> dict:
         """Searched parameters and their forms: ``{"model.latent_dim": {"choice": [..]}}``."""
         return self.record.get("search_space", {})
+
+    @property
+    def train_settings(self) -> dict:
+        """The experiment's ``train`` section as the study resolved it (``experiment.yaml``
+        in the results folder; else the file as written)."""
+        resolved = self.root / self.record.get("experiment", {}).get("resolved_file", "")
+        text = resolved.read_text() if resolved.is_file() else ""
+        text = text or self.record.get("experiment", {}).get("file_text", "")
+        return (yaml.safe_load(text) or {}).get("train") or {}
 
     @property
     def params(self) -> list[str]:
@@ -91,7 +106,9 @@ def load_study(path: str | Path, allow_incomplete: bool = False) -> Study:
     except (OSError, ValueError) as exc:
         raise PvaeError(f"{path}: study files unreadable ({exc.__class__.__name__})") from None
     name = record["experiment"]["name"]
-    return Study(path, record, trials.assign(study=name), history.assign(study=name))
+    finalists = path / FINALISTS
+    checked = pd.read_parquet(finalists) if finalists.is_file() else None
+    return Study(path, record, trials.assign(study=name), history.assign(study=name), checked)
 
 
 def load_studies(paths, allow_incomplete: bool = False) -> Study:
@@ -107,4 +124,4 @@ def load_studies(paths, allow_incomplete: bool = False) -> Study:
     record["dashboards"] = [command for s in studies for command in s.dashboards]
     trials = pd.concat([s.trials for s in studies], ignore_index=True)
     history = pd.concat([s.history for s in studies], ignore_index=True)
-    return Study(studies[0].root, record, trials, history)
+    return Study(studies[0].root, record, trials, history, studies[0].finalists)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -92,7 +93,8 @@ def test_selection_rule(study_dir):
 
 def test_analyze_writes_figures_and_report(study_dir, tmp_path, run_cli):
     out = tmp_path / "report"
-    code, stdout, stderr = run_cli("analyze", study_dir, "--out", out)
+    # no LBM check here: it would write into the shared study folder (tested below on a copy)
+    code, stdout, stderr = run_cli("analyze", study_dir, "--out", out, "--finalists", "0")
     assert code == 0, stderr
     assert "production model" in stdout
     figures = {p.stem for p in (out / "figures").glob("*.png")}
@@ -135,6 +137,55 @@ def test_notebooks_execute(study_dir, tmp_path):
     finally:
         os.environ.pop("PVAE_RESULTS")
     assert (tmp_path / "models" / "notebook-choice" / "bundle.json").is_file()
+
+
+def test_finalists_overrule_the_metric_only_when_they_design_better(study_dir):
+    trials = analysis.load_study(study_dir).trials
+    plain = analysis.choose(trials)
+    eligible = set(trials.loc[trials["status"] == "completed", "trial_id"])
+    others = [t for t in trials["trial_id"] if t != plain.trial_id]
+
+    def checked(rates):
+        return pd.DataFrame({"trial_id": list(rates), "rank": range(1, len(rates) + 1),
+                             "targets": 2,
+                             "verified_design_success": list(rates.values())})  # fmt: skip
+
+    # the rule's choice designs as well as any: it stays
+    kept = analysis.choose(trials, finalists=checked({plain.trial_id: 0.5, others[0]: 0.5}))
+    assert kept.trial_id == plain.trial_id and "as well as any" in kept.reason
+    for other in others:
+        found = analysis.choose(trials, finalists=checked({plain.trial_id: 0.0, other: 1.0}))
+        if other in eligible:  # an eligible trial that designs better is chosen, and says why
+            assert found.trial_id == other
+            assert found.reason.startswith(f"Trial {other} is the production model.")
+            assert f"chosen over the rule's trial {plain.trial_id}" in found.reason
+        else:  # a trial that is not eligible never wins, however it designs
+            assert found.trial_id == plain.trial_id
+
+
+def test_analyze_checks_the_finalists_by_lbm_and_export_follows(study_dir, tmp_path, run_cli):
+    study = tmp_path / "study"
+    shutil.copytree(study_dir, study)  # the checkpoints stay where the trials wrote them
+    code, stdout, stderr = run_cli("analyze", study, "--out", tmp_path / "report",
+                                   "--max-steps", "3000")  # fmt: skip
+    assert code == 0, stderr
+    finalists = pd.read_parquet(study / "finalists.parquet")
+    eligible = int(analysis.load_study(study).trials["status"].eq("completed").sum())
+    assert len(finalists) == min(3, eligible)
+    assert list(finalists["rank"]) == list(range(1, len(finalists) + 1))
+    assert (finalists["targets"] == 1).all()  # train.design_targets of the study
+    assert finalists["verified_design_success"].isin([0.0, 1.0]).all()
+    assert finalists["lbm_solves"].between(1, 2).all()  # at most 2 per target
+    assert "validation designs verified by LBM" in stdout
+    choice = json.loads((tmp_path / "report" / "choice.json").read_text())
+    assert "LBM checked the validation designs" in choice["reason"]
+    assert choice["trial_id"] in set(finalists["trial_id"])
+    assert "## LBM check of the finalists" in (tmp_path / "report" / "report.md").read_text()
+    # export without --trial chooses alike, from the check kept in the study folder
+    code, _, stderr = run_cli("export", study, "--out", tmp_path / "bundle")
+    assert code == 0, stderr
+    bundle = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert bundle["provenance"]["trial_id"] == choice["trial_id"]
 
 
 def _digest(folder: Path) -> dict:

@@ -3,7 +3,9 @@
 import dataclasses
 from pathlib import Path
 
-from pvae.cli.options import add_mlflow, add_progress
+from pvae.cli.options import add_lbm, add_mlflow, add_progress, lbm_settings
+
+DEFAULT_FINALISTS = 3
 
 
 def register(commands) -> None:
@@ -12,6 +14,12 @@ def register(commands) -> None:
     analyze.add_argument("results", type=Path, nargs="+", help="study results folder(s)")
     analyze.add_argument("--out", type=Path, help="report folder (default: RESULTS/analysis)")
     analyze.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    analyze.add_argument(
+        "--finalists", type=int, default=None,
+        help="best eligible trials whose validation designs LBM verifies before the choice "
+        "(default: 3 when the study measured validation design success, else 0)",
+    )  # fmt: skip
+    add_lbm(analyze)
     _add_rule(analyze)
     analyze.set_defaults(run=run_analyze)
 
@@ -70,10 +78,16 @@ def _rule(args):
 
 def run_analyze(args) -> None:
     from analysis import analyze, load_studies
+    from pvae.core.device import resolve_device
 
     study = load_studies(args.results, args.allow_incomplete)
     out = args.out or args.results[0] / "analysis"
-    result = analyze(study, out, _rule(args), args.overwrite)
+    count = args.finalists
+    if count is None:
+        count = DEFAULT_FINALISTS if study.train_settings.get("design_every") else 0
+    device = str(resolve_device(args.device))
+    result = analyze(study, out, _rule(args), args.overwrite, count, lbm_settings(args), print,
+                     device)  # fmt: skip
     print(result["choice"]["reason"])
     print(f"report: {result['report']} ({len(result['figures'])} figures)")
 
