@@ -73,14 +73,22 @@ def _asha(d):
     ]
 
 
+SEARCHED = ("nearest_porosity", "splice", "blur")  # bench_inverse's LBM-searched baselines
+
+
 def _inverse(d):
+    def searched(s):
+        found = [f"{k} {s[f'{k}_success_rate']:.0%}" for k in SEARCHED if f"{k}_success_rate" in s]
+        return f" (LBM-searched baselines: {', '.join(found)})" if found else ""
+
+    kind = "" if d.get("name", "inverse") == "inverse" else f", {d['name']}"
     return [
         (
-            f"inverse design, {s['targets']} unseen targets ({name})",
+            f"inverse design, {s['targets']} unseen targets ({name}{kind})",
             f"{s['success_rate']:.0%} verified success vs {s['baseline_success_rate']:.0%} "
-            f"nearest-training-sample baseline; median novelty {s['median_novelty']:.2f}; "
-            f"{s['seconds_per_target']:.1f} s and {s['lbm_solves_per_target']:.1f} LBM solves "
-            "per target",
+            f"nearest-training-sample baseline{searched(s)}; median novelty "
+            f"{s['median_novelty']:.2f}; {s['seconds_per_target']:.1f} s and "
+            f"{s['lbm_solves_per_target']:.1f} LBM solves per target",
         )
         for name, s in d["sets"].items()
     ]
@@ -160,14 +168,26 @@ def _dataset_build(d):
 
 
 def _domain(d):
+    """Rows of bench_domain.py: (label, figure, the nested run they come from)."""
     rows = []
-    for r in d["rows"]:
+    foreign = d.get("foreign")
+    if foreign:  # bench_domain.py --foreign: recall on structures near the families
+        total = foreign["total"]["bundle"]
+        rows.append((
+            f"applicability domain on {foreign['foreign_samples']} foreign structures "
+            f"({foreign['foreign_bad']} with surrogate error > {foreign['bad_error']} decade)",
+            f"recall {total['recall']:.1%}; false alarms on "
+            f"{foreign['in_distribution_samples']} unseen in-distribution samples "
+            f"{total['false_alarms']:.1%}", foreign,
+        ))  # fmt: skip
+    held_out = d.get("held_out", d)
+    for r in held_out.get("rows", []):
         f, t = r["foreign"], r["in_distribution_test"]
         rows.append((
             f"LBM fallback on a held-out family ({r['held_out']}, {f['samples']} samples)",
             f"median error {f['median_error']} decades; flagged by spread {f['share_spread']:.0%}, "
             f"by the domain {f['share_domain']:.0%}; false alarms on unseen in-distribution "
-            f"samples: spread {t['share_spread']:.0%}, domain {t['share_domain']:.0%}",
+            f"samples: spread {t['share_spread']:.0%}, domain {t['share_domain']:.0%}", held_out,
         ))  # fmt: skip
     return rows
 
@@ -209,6 +229,7 @@ EXTRACTORS = {
     "train": _train,
     "asha": _asha,
     "inverse": _inverse,
+    "inverse-foreign": _inverse,
     "surrogate": _surrogate,
     "fidelity": _fidelity,
     "generation": _generation,
@@ -218,6 +239,17 @@ EXTRACTORS = {
     "gpu": _gpu,
     "render": _render,
 }
+
+
+def _where(run: dict) -> str:
+    """The machine a run was measured on, with its load."""
+    machine = run.get("machine", {})
+    where = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+    if machine.get("gpu"):
+        where += f", {machine['gpu']}"
+    if machine.get("load_average_1min"):
+        where += f", load {machine['load_average_1min']:.1f}"
+    return where
 
 
 def main() -> None:
@@ -234,14 +266,9 @@ def main() -> None:
         if not path.is_file():
             continue
         data = json.loads(path.read_text())
-        machine = data.get("machine", {})
-        where = f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
-        if machine.get("gpu"):
-            where += f", {machine['gpu']}"
-        if machine.get("load_average_1min"):
-            where += f", load {machine['load_average_1min']:.1f}"
-        for label, figure in extract(data):
-            lines.append(f"| {label} | {figure} | `{data.get('command', '?')}` | {where} |")
+        for label, figure, *source in extract(data):
+            run = source[0] if source else data  # a row may come from a nested run
+            lines.append(f"| {label} | {figure} | `{run.get('command', '?')}` | {_where(run)} |")
     (Path(__file__).parent / "README.md").write_text("\n".join(lines) + "\n")
 
 
