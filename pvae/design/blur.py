@@ -32,12 +32,6 @@ BLURS = tuple(
 """Per-array-axis (z, y, x) standard deviations, voxels: each of x, y, z, each pair of
 them and all three, at every one of :data:`BLUR_LEVELS`."""
 
-BLUR_SLOPE = 0.2
-"""Decades of log10 K_ii per voxel of blur along i, assumed until a slope is measured:
-sphere packs at porosity 0.44 gave 0.18-0.23 up to 3 voxels (above). The ``blur`` baseline
-is given it (which makes it stronger), and inverse design's LBM-tuned blurs start from it."""
-MAX_BLUR = 6.0  # voxels
-
 SHORTFALL_WEIGHT = 0.2
 """Weight of a shortfall of K below the target against an excess over it in
 :func:`blur_key`: a blur can raise K along an axis by about 6 tolerances, never lower it."""

@@ -66,8 +66,7 @@ import torch
 from pvae.core.errors import PvaeError
 from pvae.data.imaging.binarize import binarize_at
 from pvae.design.active import CriticLearner
-from pvae.design.baselines import signed_distance
-from pvae.design.blur import BLUR_SLOPE, BLURS, MAX_BLUR, blur_field, blur_key, blur_name
+from pvae.design.blur import BLURS, blur_key, blur_name
 from pvae.design.latent import decode_logits, predict_images
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, blur_parents, nearest_parents
@@ -90,7 +89,6 @@ from pvae.vae.verification import verify_structures
 
 NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
 BLUR_PARENTS = 4  # parents added for blurring (pvae.design.pool.blur_parents)
-TUNE_SCALES = (0.5, 0.75, 1.0, 1.5)  # of the LBM-sized blur of the best verified structure
 VARIATIONS_PER_SEED = 4  # prior variations of each screened candidate picked to vary
 POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
 
@@ -750,8 +748,7 @@ def design(
     rest = np.setdiff1d(np.arange(len(optimised)), picked)
     rest = optimised.take(rest).extend(starts.screened)
     learning = None if learner is None else (loaded, learner, label)
-    _refine(state, rest, target, settings, lbm, device, novelty_index, learning,
-            (loaded, critic))  # fmt: skip
+    _refine(state, rest, target, settings, lbm, device, novelty_index, learning)
     return _report(loaded, state, pool, novelty_index)
 
 
@@ -824,8 +821,7 @@ def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.where(both, verified - np.where(both, expected, 0.0), fallback)
 
 
-def _refine(state, rest, target, settings, lbm, device, index, learning=None,
-            scoring=None) -> None:  # fmt: skip
+def _refine(state, rest, target, settings, lbm, device, index, learning=None) -> None:
     """Verify more candidates while no finalist succeeds and the LBM budget allows.
 
     Every verification measures the critic's remaining bias on this target's
@@ -840,9 +836,6 @@ def _refine(state, rest, target, settings, lbm, device, index, learning=None,
     target's label) the critic is fine-tuned on every round as it is verified, and
     the next round's estimates (and the bias measured so far) come from the tuned
     critic.
-
-    With ``scoring`` (the model and the critic) each round also proposes LBM-tuned blurs
-    of the best verified structure (:func:`_tuned`), which join ``rest``.
     """
     names = [f"verified_log10_{k}" for k in K_TARGETS]
     rounds, estimates = [], []  # (candidates, verification) per round; their log10 K now
@@ -869,9 +862,6 @@ def _refine(state, rest, target, settings, lbm, device, index, learning=None,
                 for (found, table), estimate in zip(rounds, estimates, strict=True)
             ]
         ).mean(axis=0)
-        if scoring is not None and settings.blur_seeds:
-            critic = learning[1].critic if learning is not None else scoring[1]
-            rest = rest.extend(_tuned(state, target, scoring[0], critic, bias))
         slots = np.flatnonzero(~state.table["success"].to_numpy())[: settings.lbm_budget - solves]
         order = _ranking(rest, target, settings, bias, slack=0.0)  # the surest first now
         picked, novelty, match = _pick(order, rest.images, index, settings.min_novelty, len(slots))
@@ -886,44 +876,6 @@ def _refine(state, rest, target, settings, lbm, device, index, learning=None,
             state.table.at[i, "lbm_solves"] += 1
             if result.at[j, "score"] < state.table.at[i, "score"]:
                 state.replace(i, new, j, novelty[j], match[j], result.iloc[j])
-
-
-def _tuned(state, target, loaded, critic, bias) -> "_Candidates | None":
-    """Blurs of the best verified structure, sized by what LBM measured of it.
-
-    Along each axis whose verified K falls short of the target by more than half the
-    tolerance, the structure's signed distance is blurred by the shortfall over
-    :data:`~pvae.design.blur.BLUR_SLOPE`, scaled by each of :data:`TUNE_SCALES`
-    (:func:`~pvae.design.blur.blur_field`, at its porosity). The critic scores them, and
-    each estimate carries the structure's own measured miss (verified minus the critic's
-    score of it, less the round's ``bias``, which the ranking adds back). None when no
-    axis falls short.
-    """
-    table, found = state.table, state.found
-    names = [f"verified_log10_{k}" for k in K_TARGETS]
-    measured = table[names].to_numpy(float)
-    ranked = [i for i in np.argsort(table["score"].to_numpy(), kind="stable")
-              if np.isfinite(measured[i]).all()]  # fmt: skip
-    if not ranked:
-        return None
-    i = ranked[0]
-    goal = np.array([math.log10(target[k]) if k in target else np.nan for k in K_TARGETS])
-    short = np.nan_to_num(goal - measured[i], nan=0.0)
-    short = np.where(short > TOLERANCE["log10"] / 2, short, 0.0)
-    if not short.any():
-        return None
-    own = _critic_log10_k(loaded, critic, found.images[i : i + 1])[0]
-    field = signed_distance(found.images[i])
-    porosity = float(found.images[i].mean())
-    sigmas = [np.clip(scale * short / BLUR_SLOPE, 0.0, MAX_BLUR)[::-1] for scale in TUNE_SCALES]
-    images = np.stack([blur_field(field, sigma, porosity) for sigma in sigmas])
-    n = len(images)
-    offset = np.nan_to_num(measured[i] - own, nan=0.0, posinf=0.0, neginf=0.0) - bias
-    return _Candidates(
-        images, _critic_log10_k(loaded, critic, images), np.repeat(offset[None], n, axis=0),
-        None if found.overlap is None else np.full(n, found.overlap[i]),
-        [f"{blur_name(sigma)}~lbm:{found.kinds[i]}" for sigma in sigmas],
-        np.repeat(found.predicted[i : i + 1], n, axis=0))  # fmt: skip
 
 
 def _report(loaded, state, pool, index=None) -> tuple[pd.DataFrame, np.ndarray]:
