@@ -317,7 +317,7 @@ def test_the_critic_lowers_the_measured_error_of_decoded_structures(tmp_path):
     about one value for every structure); the pVAE a small spatial one trained for a few
     epochs on 48 default samples at 32^3."""
     from pvae.data.datasets import resolve_dataset
-    from pvae.design.inverse import _critic_log10_k, _structures
+    from pvae.design.screening import binarized_decodes, critic_log10_k
     from pvae.vae.config import experiment_from_dict
     from pvae.vae.inference import infer
     from pvae.vae.runs import train_run
@@ -337,8 +337,8 @@ def test_the_critic_lowers_the_measured_error_of_decoded_structures(tmp_path):
     porosity = torch.full((8,), 0.6)
 
     def critic_k_xx(z):
-        images, _ = _structures(loaded, z, porosity)
-        return _critic_log10_k(loaded, critic, images)[:, 0]
+        images, _ = binarized_decodes(loaded, z, porosity)
+        return critic_log10_k(loaded, critic, images)[:, 0]
 
     goal_k = float(np.median(critic_k_xx(z0))) - 0.3  # 0.3 decade below the starts
     goal = target_vector({"porosity": 0.6, "k_xx": 10**goal_k}, loaded.targets)

@@ -64,33 +64,40 @@ import pandas as pd
 import torch
 
 from pvae.core.errors import PvaeError
-from pvae.data.imaging.binarize import binarize_at
 from pvae.design.active import CriticLearner
-from pvae.design.blur import BLURS, blur_key, blur_name
-from pvae.design.latent import decode_logits, predict_images
+from pvae.design.blur import BLURS, blur_name
 from pvae.design.novelty import NoveltyIndex
 from pvae.design.pool import DesignPool, blur_parents, nearest_parents
 from pvae.design.recombination import encode_parents, parent_overlap, recombine
+from pvae.design.screening import (
+    Candidates,
+    binarized_decodes,
+    blurred_decodes,
+    critic_log10_k,
+    decode_binarized,
+    pore_fractions,
+    porosity_levels,
+    screen_score,
+    seeds_to_blur,
+)
 from pvae.design.targets import (
     K_TARGETS,
     PROPERTIES,
     k_targets,
     score_designs,
     target_vector,
-    tolerance_errors,
 )
 from pvae.physics.lbm import LBMSettings
 from pvae.surrogate import SurrogateEnsemble
 from pvae.vae.critic import straight_through
 from pvae.vae.fidelity import TOLERANCE
-from pvae.vae.inference import smooth_each, smooth_logits
+from pvae.vae.inference import smooth_each
 from pvae.vae.loading import LoadedModel
 from pvae.vae.verification import verify_structures
 
 NOT_PERCOLATING_OFFSET = -0.3  # decades: aim higher after a blocked verification
 BLUR_PARENTS = 4  # parents added for blurring (pvae.design.pool.blur_parents)
 VARIATIONS_PER_SEED = 4  # prior variations of each screened candidate picked to vary
-POROSITY_STEP = 0.01  # variants binarized this much off the target porosity (tolerance 0.02)
 
 
 @dataclass(frozen=True)
@@ -220,54 +227,7 @@ class _Starts:
     parents: np.ndarray | None
     offset: np.ndarray
     blur: np.ndarray
-    screened: "_Candidates | None" = None
-
-
-@dataclass
-class _Candidates:
-    """Decoded, binarized structures of one target with what is known about them.
-
-    Attributes
-    ----------
-    images : np.ndarray of bool, shape (M, D, H, W)
-    log10_k : np.ndarray, shape (M, 3)
-        The critic's log10 K diagonal.
-    offset : np.ndarray, shape (M, 3)
-        Expected critic miss (see :class:`_Starts`); the estimate is ``log10_k + offset``.
-    overlap : np.ndarray, shape (M,), or None
-        IoU with the structure's own parents (:func:`pvae.design.recombination.parent_overlap`).
-    kinds : list of str
-    predicted : np.ndarray, shape (M, T)
-        The regressor at z (raw units).
-    """
-
-    images: np.ndarray
-    log10_k: np.ndarray
-    offset: np.ndarray
-    overlap: np.ndarray | None
-    kinds: list[str]
-    predicted: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def take(self, picked) -> "_Candidates":
-        picked = np.asarray(picked, dtype=int)
-        return _Candidates(
-            self.images[picked], self.log10_k[picked], self.offset[picked],
-            None if self.overlap is None else self.overlap[picked],
-            [self.kinds[i] for i in picked], self.predicted[picked])  # fmt: skip
-
-    def extend(self, other: "_Candidates | None") -> "_Candidates":
-        if other is None:
-            return self
-        return _Candidates(
-            np.concatenate([self.images, other.images]),
-            np.concatenate([self.log10_k, other.log10_k]),
-            np.concatenate([self.offset, other.offset]),
-            None if self.overlap is None else np.concatenate([self.overlap, other.overlap]),
-            self.kinds + other.kinds,
-            np.concatenate([self.predicted, other.predicted]))  # fmt: skip
+    screened: "Candidates | None" = None
 
 
 def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None) -> _Starts:
@@ -280,9 +240,9 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     known, and a structure made of two parents inherits their misses in proportion
     (this restores, for example, the anisotropy of channel structures that a small
     critic blurs). The first ``starts`` in :func:`_ranking` order are returned, and every
-    screened candidate, also binarized ``POROSITY_STEP`` below and above the target
-    porosity (within its tolerance; K moves with it), is kept for later rounds. Without
-    a pool: prior draws of z.
+    screened candidate, also binarized :data:`~pvae.design.screening.POROSITY_STEP`
+    below and above the target porosity (within its tolerance; K moves with it), is kept
+    for later rounds. Without a pool: prior draws of z.
 
     Parameters
     ----------
@@ -304,26 +264,26 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     basis = encode_parents(loaded, pool, parents, rng)
     found = recombine(basis, loaded.model.latent_shape, settings.mixtures, rng)
     z = found.latents()
-    levels = _porosity_levels(porosity)
-    decoded, predicted = _decoded(loaded, z, levels)
+    levels = porosity_levels(porosity)
+    decoded, predicted = decode_binarized(loaded, z, levels)
     images = decoded[0]
-    own = _critic_log10_k(loaded, critic, basis.images.reshape(-1, *images.shape[1:]))
+    own = critic_log10_k(loaded, critic, basis.images.reshape(-1, *images.shape[1:]))
     residual = np.nan_to_num(basis.log10_k - own, nan=0.0, posinf=0.0, neginf=0.0)  # (B, 3)
     offset, parent_images = found.correction(residual), basis.images[found.pairs]
 
     def candidates(images, kinds):
-        return _Candidates(images, _critic_log10_k(loaded, critic, images), offset,
+        return Candidates(images, critic_log10_k(loaded, critic, images), offset,
                            parent_overlap(images, parent_images), kinds, predicted)  # fmt: skip
 
     screened = candidates(images, found.kinds)
-    seeds, blur = _blur_seeds(screened, target, settings.blur_seeds), np.zeros((len(z), 3))
+    seeds, blur = seeds_to_blur(screened, target, settings.blur_seeds), np.zeros((len(z), 3))
     if len(seeds):  # blurred seeds: candidates and possible starts, like their seeds
-        blurred = _blurred(loaded, z[seeds], porosity)
+        blurred = blurred_decodes(loaded, z[seeds], porosity)
         sigma = np.repeat(np.array(BLURS), len(seeds), axis=0)
         seeds, blur = np.tile(seeds, len(BLURS)), np.concatenate([blur, sigma])
         kinds = [f"{blur_name(b)}:{found.kinds[i]}" for b, i in zip(sigma, seeds, strict=True)]
-        screened = screened.extend(_Candidates(
-            blurred, _critic_log10_k(loaded, critic, blurred), offset[seeds],
+        screened = screened.extend(Candidates(
+            blurred, critic_log10_k(loaded, critic, blurred), offset[seeds],
             parent_overlap(blurred, parent_images[seeds]), kinds, predicted[seeds]))  # fmt: skip
     row = np.concatenate([np.arange(len(z)), seeds])  # the recombination behind each
     sources = _Sources(z.cpu(), parent_images, row)
@@ -337,25 +297,6 @@ def _starts(loaded, pool, target, porosity, settings, device, critic, prior=None
     return _Starts(best.weights.to(device), best.rows.to(device),
                    [screened.kinds[i] for i in picked], basis.images[best.pairs],
                    screened.offset[picked], blur[picked], screened)  # fmt: skip
-
-
-def _blur_seeds(screened: "_Candidates", target, count: int) -> np.ndarray:
-    """Positions of the ``count`` screened candidates best to blur (:data:`BLURS`), by
-    :func:`~pvae.design.blur.blur_key` of their estimates; none without a K target."""
-    if not count or not k_targets(target):
-        return np.zeros(0, dtype=int)
-    key = blur_key(screened.log10_k + screened.offset, target)
-    return np.argsort(key, kind="stable")[:count]
-
-
-def _blurred(loaded, z, porosity) -> np.ndarray:
-    """Each latent of z (S, L) decoded once and blurred by every one of :data:`BLURS`,
-    binarized at ``porosity``: images (len(BLURS) * S, D, H, W), blur-major."""
-    logits, _ = _logits(loaded, z, 0.0)
-    logits = torch.from_numpy(logits)
-    fractions = _pore_fractions(loaded, z, porosity).cpu()
-    return np.concatenate([_binarized(smooth_logits(logits, sigma).numpy(), fractions)
-                           for sigma in BLURS])  # fmt: skip
 
 
 @dataclass
@@ -378,15 +319,16 @@ class _Sources:
 
 
 def _prior_candidates(loaded, prior, target, porosity, settings, critic,
-                      screened: "_Candidates", sources: _Sources) -> "_Candidates":  # fmt: skip
+                      screened: "Candidates", sources: _Sources) -> "Candidates":  # fmt: skip
     """``screened`` with a conditional prior's candidates for the target added;
     ``screened`` itself without a conditional prior.
 
     ``prior_samples`` draws conditioned on the target are decoded, binarized at
-    ``porosity`` (and ``POROSITY_STEP`` off it) and scored by the critic. They have no
-    parents: no residual correction, no parent overlap (novelty is measured against
-    the pool when they are picked). Then each of ``variation_rounds`` rounds varies
-    the best screened candidates so far (:func:`_varied`). ``sources`` grows with them.
+    ``porosity`` (and :data:`~pvae.design.screening.POROSITY_STEP` off it) and scored
+    by the critic. They have no parents: no residual correction, no parent overlap
+    (novelty is measured against the pool when they are picked). Then each of
+    ``variation_rounds`` rounds varies the best screened candidates so far
+    (:func:`_varied`). ``sources`` grows with them.
     """
     if prior is None or not hasattr(prior, "target_names"):
         return screened
@@ -397,12 +339,12 @@ def _prior_candidates(loaded, prior, target, porosity, settings, critic,
     rounds = settings.variation_rounds if settings.variations else 0
     if settings.prior_samples:
         z = prior.sample(settings.prior_samples, generator, condition)
-        levels = _porosity_levels(porosity)
-        decoded, predicted = _decoded(loaded, z, levels, prior.smoothing)
+        levels = porosity_levels(porosity)
+        decoded, predicted = decode_binarized(loaded, z, levels, prior.smoothing)
         for level, (at, images) in enumerate(zip(levels, decoded, strict=True)):
             suffix = "" if level == 0 else f"@n={at:.3f}"
-            screened = screened.extend(_Candidates(
-                images, _critic_log10_k(loaded, critic, images), np.zeros((len(z), 3)),
+            screened = screened.extend(Candidates(
+                images, critic_log10_k(loaded, critic, images), np.zeros((len(z), 3)),
                 np.zeros(len(z)), [f"prior{suffix}"] * len(z), predicted))  # fmt: skip
         if rounds:  # the draws can be varied too
             parents = np.zeros((len(z), *sources.parents.shape[1:]), dtype=bool)
@@ -414,7 +356,7 @@ def _prior_candidates(loaded, prior, target, porosity, settings, critic,
 
 
 def _varied(loaded, prior, target, porosity, settings, critic, screened, sources,
-            condition, generator) -> "_Candidates":  # fmt: skip
+            condition, generator) -> "Candidates":  # fmt: skip
     """``screened`` with one round of prior variations added: the best screened
     candidates (distinct latents, by estimated error alone) are varied
     :data:`VARIATIONS_PER_SEED` times each, ``variations`` in all
@@ -427,67 +369,30 @@ def _varied(loaded, prior, target, porosity, settings, critic, screened, sources
     seeds = np.repeat(seeds, VARIATIONS_PER_SEED)[: settings.variations]
     first = np.array([np.flatnonzero(sources.row == r)[0] for r in seeds])  # a candidate of each
     z = prior.vary(sources.z[seeds], settings.variation_time, generator, condition)
-    (images,), predicted = _decoded(loaded, z, [porosity], prior.smoothing)
+    (images,), predicted = decode_binarized(loaded, z, [porosity], prior.smoothing)
     parents = sources.parents[seeds]
     kinds = [f"vary({settings.variation_time:g}):{screened.kinds[i].split('@')[0]}"
              for i in first]  # fmt: skip
     overlap = None if screened.overlap is None else parent_overlap(images, parents)
     sources.add(z, parents, np.arange(len(z)))
-    varied = _Candidates(images, _critic_log10_k(loaded, critic, images),
+    varied = Candidates(images, critic_log10_k(loaded, critic, images),
                          screened.offset[first], overlap, kinds, predicted)  # fmt: skip
     return screened.extend(varied)
 
 
-def _ranking(candidates: "_Candidates", target, settings, bias=None, slack=None) -> np.ndarray:
+def _ranking(candidates: "Candidates", target, settings, bias=None, slack=None) -> np.ndarray:
     """Order of candidates: by the estimated error (critic + offset + ``bias`` (3,),
     in tolerance units), where all within ``slack`` (default
     ``settings.screen_slack``) count as equal and the least overlapping with their
     parents (the most novel) go first; candidates whose overlap rules out
     ``min_novelty`` go last."""
     estimate = candidates.log10_k + candidates.offset + (0.0 if bias is None else bias)
-    screened = _screen_score(estimate, target)
+    screened = screen_score(estimate, target)
     if candidates.overlap is None:
         return np.argsort(screened, kind="stable")
     key = np.maximum(screened, settings.screen_slack if slack is None else slack)
     key[1.0 - candidates.overlap < settings.min_novelty] = np.inf
     return np.lexsort((candidates.overlap, key))
-
-
-def _porosity_levels(porosity: float | None) -> list:
-    """Pore fractions screened candidates are binarized at: the target's, then
-    :data:`POROSITY_STEP` below and above it (within (0, 1)); ``[None]`` without one."""
-    if porosity is None:
-        return [None]
-    steps = (0.0, -POROSITY_STEP, POROSITY_STEP)
-    return [porosity + step for step in steps if 0 < porosity + step < 1]
-
-
-def _decoded(loaded, z, porosities, smoothing: float = 0.0) -> tuple[list, np.ndarray]:
-    """Decode z (S, L) once, in batches of 32, and binarize at each of ``porosities``
-    (None: each decode's expected pore fraction) after a ``smoothing`` blur of the
-    logits: a list of images (S, D, H, W) bool, one per porosity, and the regressor's
-    predictions at z (S, T)."""
-    images, predicted = [[] for _ in porosities], []
-    for chunk in torch.split(z, 32):
-        logits, values = _logits(loaded, chunk, smoothing)
-        predicted.append(values)
-        for out, porosity in zip(images, porosities, strict=True):
-            out.append(_binarized(logits, _pore_fractions(loaded, chunk, porosity)))
-    return [np.concatenate(out) for out in images], np.concatenate(predicted)
-
-
-@torch.no_grad()
-def _pore_fractions(loaded, z, porosity) -> torch.Tensor:
-    """Pore fraction (S,) each decode of z (S, L) is binarized at: the target's, or
-    without one the decoder's expected pore fraction."""
-    if porosity is not None:
-        return torch.full((len(z),), float(porosity), device=z.device)
-    return (
-        torch.sigmoid(loaded.model.decode(z.to(next(loaded.model.parameters()).device)))
-        .flatten(1)
-        .mean(1)
-        .to(z.device)
-    )
 
 
 def latents(x: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
@@ -588,53 +493,8 @@ def optimise_latents(
     return x.detach(), np.array(history)
 
 
-def _structures(loaded, z, porosity, smoothing=0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Decode z, blur the logits by ``smoothing`` voxels (a float, or per structure and
-    array axis (S, 3): :func:`smooth_each`) and binarize each at its pore fraction
-    ``porosity`` (S,): images (S, D, H, W) bool and the regressor's predictions at z
-    (S, T)."""
-    logits, predicted = _logits(loaded, z, smoothing)
-    return _binarized(logits, porosity), predicted
-
-
-def _logits(loaded, z, smoothing) -> tuple[np.ndarray, np.ndarray]:
-    """Decoder logits of z (S, L), blurred by ``smoothing`` voxels (float, or (S, 3) per
-    structure and array axis), (S, D, H, W), and the regressor's predictions at z (S, T)."""
-    logits, predicted = decode_logits(loaded, z.cpu().numpy())
-    logits = torch.from_numpy(logits)
-    if np.ndim(smoothing) == 2:
-        return smooth_each(logits, smoothing).numpy(), predicted
-    return smooth_logits(logits, smoothing).numpy(), predicted
-
-
-def _binarized(logits: np.ndarray, porosity) -> np.ndarray:
-    """Logits (S, D, H, W), each binarized at its pore fraction ``porosity`` (S,)."""
-    return np.stack([binarize_at(x, float(p)) for x, p in zip(logits, porosity, strict=True)])
-
-
-def _critic_log10_k(loaded, critic, images) -> np.ndarray:
-    """log10 K diagonal (S, 3) of binary structures by the critic (-inf where a direction
-    does not percolate), or by the model's own re-encoding without a critic."""
-    if critic is None:
-        predicted = predict_images(loaded, images)
-        return np.stack([
-            predicted[:, loaded.targets.index(PROPERTIES[k])] if PROPERTIES[k] in loaded.targets
-            else np.full(len(images), np.nan) for k in K_TARGETS], axis=1)  # fmt: skip
-    k = np.diagonal(critic.predict(images).k, axis1=1, axis2=2)
-    with np.errstate(divide="ignore"):
-        return np.log10(k)
-
-
-def _screen_score(log10_k: np.ndarray, target: dict) -> np.ndarray:
-    """Screened error (S,) in tolerance units over the target's K components."""
-    ks = k_targets(target)
-    if not ks:
-        return np.zeros(len(log10_k))
-    return tolerance_errors(None, log10_k, {k: target[k] for k in ks}).max(axis=1)
-
-
 class _Finalists:
-    """The verified candidates of one target: ``found`` (:class:`_Candidates`),
+    """The verified candidates of one target: ``found`` (:class:`Candidates`),
     ``novelty`` and ``match`` (lists) and the verification ``table``; slot i keeps the
     best structure verified for it."""
 
@@ -754,13 +614,13 @@ def design(
 
 def _optimised(loaded, target, pool, settings, device, critic, prior) -> tuple:
     """Steps 1 to 3 of the module docstring for one target: the optimised starts as
-    :class:`_Candidates` (binarized at the target porosity, scored by the critic) and
+    :class:`Candidates` (binarized at the target porosity, scored by the critic) and
     the :class:`_Starts` they came from (with every screened candidate)."""
     goal = target_vector(target, loaded.targets)
     starts = _starts(loaded, pool, target, target.get("porosity"), settings, device, critic,
                      prior)  # fmt: skip
     x0, basis = starts.x, starts.basis
-    porosity = _pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
+    porosity = pore_fractions(loaded, latents(x0, basis), target.get("porosity"))
     critic_goal = torch.full((len(x0), 3), math.nan, device=device)
     for k in k_targets(target):
         j = K_TARGETS.index(k)
@@ -769,9 +629,9 @@ def _optimised(loaded, target, pool, settings, device, critic, prior) -> tuple:
         )
     x, _ = optimise_latents(loaded, x0, goal, porosity, settings, critic, critic_goal,
                             basis=basis, blur=starts.blur)  # fmt: skip
-    images, predicted = _structures(loaded, latents(x, basis), porosity, starts.blur)
+    images, predicted = binarized_decodes(loaded, latents(x, basis), porosity, starts.blur)
     overlap = None if starts.parents is None else parent_overlap(images, starts.parents)
-    optimised = _Candidates(images, _critic_log10_k(loaded, critic, images), starts.offset,
+    optimised = Candidates(images, critic_log10_k(loaded, critic, images), starts.offset,
                             overlap, starts.kinds, predicted)  # fmt: skip
     return optimised, starts
 
@@ -809,7 +669,7 @@ def estimated_score(
     """
     optimised, starts = _optimised(loaded, target, pool, settings, device, critic, None)
     every = optimised.extend(starts.screened)
-    return float(_screen_score(every.log10_k + every.offset, target).min())
+    return float(screen_score(every.log10_k + every.offset, target).min())
 
 
 def _offset(verified: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -854,8 +714,8 @@ def _refine(state, rest, target, settings, lbm, device, index, learning=None) ->
            and solves < settings.lbm_budget):  # fmt: skip
         if learning is not None:  # the tuned critic re-scores what is left and what was seen
             critic = learning[1].critic
-            rest.log10_k = _critic_log10_k(learning[0], critic, rest.images)
-            estimates = [_critic_log10_k(learning[0], critic, f.images) for f, _ in rounds]
+            rest.log10_k = critic_log10_k(learning[0], critic, rest.images)
+            estimates = [critic_log10_k(learning[0], critic, f.images) for f, _ in rounds]
         bias = np.concatenate(
             [
                 _offset(table[names].to_numpy(float), estimate + found.offset)
