@@ -73,12 +73,13 @@ def _asha(d):
     ]
 
 
-SEARCHED = ("nearest_porosity", "splice", "blur")  # bench_inverse's LBM-searched baselines
+SOLVES = "_lbm_solves_per_target"  # each LBM-searched baseline reports its solves
 
 
 def _inverse(d):
     def searched(s):
-        found = [f"{k} {s[f'{k}_success_rate']:.0%}" for k in SEARCHED if f"{k}_success_rate" in s]
+        kinds = [key.removesuffix(SOLVES) for key in s if key.endswith(SOLVES) and key != SOLVES]
+        found = [f"{k} {s[f'{k}_success_rate']:.0%}" for k in kinds]
         return f" (LBM-searched baselines: {', '.join(found)})" if found else ""
 
     kind = "" if d.get("name", "inverse") == "inverse" else f", {d['name']}"

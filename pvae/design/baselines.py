@@ -292,23 +292,22 @@ def blur_search(
     ks = [K_TARGETS.index(k) for k in k_targets(target)]
     goal = np.full(3, np.nan)
     goal[ks] = np.log10([target[K_TARGETS[j]] for j in ks])
-    parents = blur_parents(pool, target, BLUR_PARENTS)
-    porosities = [target.get("porosity", float(_parent_image(pool, p).mean())) for p in parents]
-    estimates = np.stack([_kozeny_carman_estimate(pool, p, n)
-                          for p, n in zip(parents, porosities, strict=True)])  # fmt: skip
-    keys = blur_key(estimates, target)
-    for i in range(len(parents)):
-        field = signed_distance(_parent_image(pool, parents[i]))
+    for parent in blur_parents(pool, target, BLUR_PARENTS):
+        image = _parent_image(pool, parent)
+        porosity = target.get("porosity", float(image.mean()))
+        estimate = _kozeny_carman_estimate(pool, parent, porosity)
+        key = float(blur_key(estimate[None], target)[0])
+        field = signed_distance(image)
         sigma, slope, last = np.zeros(3), np.full(3, BLUR_SLOPE), None  # sigma: x, y, z
         for _ in range(BLUR_TRIES):
             if best["lbm_solves"] >= budget:
                 return best
-            image = blur_field(field, sigma[::-1], porosities[i])
-            score, measured = _verified_score(image, target, lbm, device)
+            blurred = blur_field(field, sigma[::-1], porosity)
+            score, measured = _verified_score(blurred, target, lbm, device)
             best["lbm_solves"] += 1
             if score < best["score"]:
-                name = parents[i].name + (f"~{blur_name(sigma[::-1])}" if sigma.any() else "")
-                best |= {"score": score, "candidate": name, "estimated_score": float(keys[i])}
+                name = parent.name + (f"~{blur_name(sigma[::-1])}" if sigma.any() else "")
+                best |= {"score": score, "candidate": name, "estimated_score": key}
             if score <= 1.0:
                 best["success"] = True
                 return best
