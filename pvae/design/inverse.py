@@ -118,7 +118,9 @@ class InverseSettings:
         Two-parent mixtures screened by the critic per target.
     prior_samples : int
         Draws of the model's conditional prior, conditioned on the target, screened
-        beside the mixtures (0 = none; used when a conditional prior is given).
+        beside the mixtures (0 = none; used when a conditional prior is given). 32: 64
+        draws cost 71 s a target on 2 cores, over the 90 s budget of a design
+        (``bench/results/generation_attempts.md``, attempts 19 and 22).
     variations, variation_rounds : int
         Per round, variations of the best screened candidates by the conditional
         prior (:data:`VARIATIONS_PER_SEED` of each), screened beside them; rounds
@@ -161,7 +163,7 @@ class InverseSettings:
     starts: int = 16
     parents: int = 8
     mixtures: int = 256
-    prior_samples: int = 64
+    prior_samples: int = 32
     variations: int = 32
     variation_rounds: int = 0
     variation_time: float = 0.3
