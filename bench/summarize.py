@@ -231,6 +231,7 @@ EXTRACTORS = {
     "asha": _asha,
     "inverse": _inverse,
     "inverse-foreign": _inverse,
+    "inverse-heldout": _inverse,
     "surrogate": _surrogate,
     "fidelity": _fidelity,
     "generation": _generation,
