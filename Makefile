@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench bench-gpu bench-fidelity bench-inverse bench-inverse-heldout bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
+.PHONY: test test-slow demo lint bench bench-lbm bench-gpu bench-fidelity bench-inverse bench-inverse-heldout bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_data.py
+
+# lbmpy, the comparison of bench_lbm.py, in an environment of its own (not a pvae dependency;
+# its kernels are C generated at run time, compiled by the system's cc)
+LBMPY_VENV := bench/.venv-lbmpy
+$(LBMPY_VENV)/.installed: bench/lbmpy-constraints.txt
+	test -x $(LBMPY_VENV)/bin/python || $(PYTHON) -m venv $(LBMPY_VENV)
+	$(LBMPY_VENV)/bin/python -m pip install --quiet -r bench/lbmpy-constraints.txt
+	touch $@
+
+bench-lbm: $(STAMP) $(LBMPY_VENV)/.installed
+	$(PY) bench/bench_lbm.py --lbmpy $(LBMPY_VENV)/bin/python
 
 # the design model (bench/design.yaml) with its critic, and its fidelity against the other
 # architectures; the inverse-design benchmark on a companion set no model has seen

@@ -9,7 +9,10 @@ least; the bandwidth is measured in the same run by a large float32 copy on the 
 Then the time to a converged tensor: ``permeability`` of the same images (one per family
 at each of ``--tensor-sizes``) with the default settings and with the earlier default
 (``EARLIER``: stop when the flux changes less than 1e-5 per 100 steps), their steps and
-the largest difference of K relative to the largest K_ii; with ``--recorded N``, the
+the largest difference of K relative to the largest K_ii; with ``--lbmpy PYTHON`` (the
+interpreter of an environment with lbmpy: ``make bench/.venv-lbmpy/.installed``), lbmpy's
+generated C kernel on the same images for the same steps per direction
+(``bench/lbmpy_tensor.py``), its seconds and its K against ours; with ``--recorded N``, the
 same for the first N samples of ``data/default`` against their recorded labels (the
 earlier rule's; channels first, the slowest family to converge).
 Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the tables.
@@ -17,7 +20,9 @@ Writes ``lbm.json`` and ``lbm.md`` to ``--out`` (atomically) and prints the tabl
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -110,14 +115,26 @@ def kernels(device: torch.device):
     return dense[::-1]
 
 
-def time_to_tensor(sizes: list[int], families: list[str], device: torch.device) -> list[dict]:
+def time_to_tensor(
+    sizes: list[int], families: list[str], device: torch.device, lbmpy: str | None = None
+) -> list[dict]:
     """Seconds, steps and K of one tensor per (size, family) image, default vs ``EARLIER``.
+
+    Parameters
+    ----------
+    sizes, families
+        Image edges and microstructure families (one image of each pair).
+    device : torch.device
+    lbmpy : str, optional
+        Python interpreter of an environment with lbmpy: also time lbmpy
+        (:func:`lbmpy_tensor`).
 
     Returns
     -------
     list of dict
         One row per image: size, family, porosity, seconds and steps (summed over the
-        three directions) of each setting, and ``max_dk`` = max |K - K_earlier| / max K_ii.
+        three directions) of each setting, ``max_dk`` = max |K - K_earlier| / max K_ii,
+        and with ``lbmpy`` its ``lbmpy_s``, ``lbmpy_setup_s`` and ``lbmpy_max_dk``.
     """
     rows = []
     for size in sizes:
@@ -132,12 +149,39 @@ def time_to_tensor(sizes: list[int], families: list[str], device: torch.device) 
                 row[f"{name}_steps"] = int(results[name].steps.sum())
             k, reference = results["default"].k, results["earlier"].k
             row["max_dk"] = float(np.abs(k - reference).max() / np.abs(np.diag(reference)).max())
+            if lbmpy:
+                row.update(lbmpy_tensor(lbmpy, image, results["default"]))
             rows.append(row)
             print(f"{size}^3 {family:9s} default {row['default_s']:7.1f} s "
                   f"({row['default_steps']} steps), earlier {row['earlier_s']:7.1f} s "
                   f"({row['earlier_steps']} steps), max dK {row['max_dk']:.1e}",
                   flush=True)  # fmt: skip
     return rows
+
+
+def lbmpy_tensor(python: str, image: np.ndarray, ours) -> dict:
+    """lbmpy on ``image`` for the steps ``ours`` (a PermeabilityResult) took per direction.
+
+    Runs ``bench/lbmpy_tensor.py`` under ``python`` (lbmpy's own environment, OpenMP on
+    the same cores). Returns ``lbmpy_s`` (its time steps, summed over directions),
+    ``lbmpy_setup_s`` (generating and compiling its kernels) and ``lbmpy_max_dk`` (max
+    |K_lbmpy - K| / max K_ii over the solved columns).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image.npy"
+        np.save(path, image)
+        command = [python, str(Path(__file__).parent / "lbmpy_tensor.py"), str(path),
+                   "--steps", *map(str, ours.steps)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    columns = json.loads(done.stdout.strip().splitlines()[-1])
+    k = ours.k.copy()
+    for j, column in columns.items():
+        k[:, int(j)] = column["k"]
+    return {
+        "lbmpy_s": sum(c["run_s"] for c in columns.values()),
+        "lbmpy_setup_s": sum(c["setup_s"] for c in columns.values()),
+        "lbmpy_max_dk": float(np.abs(k - ours.k).max() / np.abs(np.diag(ours.k)).max()),
+    }
 
 
 def recorded_agreement(count: int, device: torch.device) -> dict:
@@ -172,6 +216,10 @@ def tensor_table(rows: list[dict]) -> list[str]:
     lines = ["| size | images | median s/tensor, default | median s/tensor, earlier | ratio "
              "| mean steps, default / earlier | max dK / max K_ii |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    with_lbmpy = all("lbmpy_s" in r for r in rows)
+    if with_lbmpy:
+        lines[0] += " median s/tensor, lbmpy (setup) | lbmpy / default | lbmpy max dK / max K_ii |"
+        lines[1] += "---|---|---|"
     for size in sorted({r["size"] for r in rows}):
         part = [r for r in rows if r["size"] == size]
         new, old = (np.median([r[f"{n}_s"] for r in part]) for n in ("default", "earlier"))
@@ -180,6 +228,11 @@ def tensor_table(rows: list[dict]) -> list[str]:
                      f"| {new:.1f} | {old:.1f} | {old / new:.1f}x "
                      f"| {steps[0]:.0f} / {steps[1]:.0f} "
                      f"| {max(r['max_dk'] for r in part):.1e} |")  # fmt: skip
+        if with_lbmpy:
+            theirs = np.median([r["lbmpy_s"] for r in part])
+            setup = np.median([r["lbmpy_setup_s"] for r in part])
+            lines[-1] += (f" {theirs:.1f} ({setup:.0f}) | {theirs / new:.2f}x "
+                          f"| {max(r['lbmpy_max_dk'] for r in part):.1e} |")  # fmt: skip
     return lines
 
 
@@ -201,6 +254,9 @@ def main() -> None:
                         default=["spheres", "foam", "channels", "grf"])  # fmt: skip
     parser.add_argument("--recorded", type=int, default=0,
                         help="also relabel this many data/default samples (384: all)")  # fmt: skip
+    parser.add_argument("--lbmpy", metavar="PYTHON",
+                        help="interpreter of an environment with lbmpy: time it on the "
+                        "time-to-tensor images (make bench/.venv-lbmpy/.installed)")  # fmt: skip
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -240,7 +296,7 @@ def main() -> None:
             "steps_per_direction": steps / (3 * len(images)),
         })  # fmt: skip
 
-    tensors = time_to_tensor(args.tensor_sizes, args.tensor_families, device)
+    tensors = time_to_tensor(args.tensor_sizes, args.tensor_families, device, args.lbmpy)
     recorded = recorded_agreement(args.recorded, device) if args.recorded else []
     report = {
         "command": " ".join(["python", *sys.argv]),

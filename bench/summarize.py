@@ -10,6 +10,8 @@ hold the details.
 import json
 from pathlib import Path
 
+import pandas as pd
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -23,6 +25,15 @@ def _lbm(d):
                 f"({r['fraction_of_roofline']:.0%} of {r['roofline_mlups']:.0f} roofline)",
             )
         )
+    frame = pd.DataFrame(d.get("time_to_tensor", []))
+    for size, part in frame.groupby("size") if len(frame) else ():
+        ours = part["default_s"].median()
+        text = f"median {ours:.1f} s ({len(part)} images)"
+        if "lbmpy_s" in part:
+            lbmpy = part["lbmpy_s"].median()
+            text += (f"; lbmpy, same steps, {lbmpy:.1f} s ({lbmpy / ours:.1f}x ours) plus "
+                     f"{part['lbmpy_setup_s'].median():.0f} s of code generation")  # fmt: skip
+        rows.append((f"LBM permeability tensor at {size}^3, default settings", text))
     return rows
 
 
