@@ -10,6 +10,7 @@ every design. The record is kept in the study folder (:data:`FINALISTS`), so tha
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -21,17 +22,18 @@ from pvae.core.errors import PvaeError
 from pvae.data.store import open_dataset
 from pvae.design.inverse import InverseSettings, design
 from pvae.design.pool import design_pool
+from pvae.design.probe import PROBE_SETTINGS
 from pvae.design.targets import dataset_targets
 from pvae.physics.lbm import LBMSettings
 from pvae.vae.critic import find_critic
 from pvae.vae.loading import load_model
 
-FINALIST_SETTINGS = InverseSettings(
-    candidates=1, starts=4, parents=4, mixtures=32, prior_samples=0, steps=10, lbm_budget=2,
-    critic_steps=0,
-)  # fmt: skip
-"""The finalists' search: 32 screened mixtures (with blurs), 4 starts, at most 2 LBM solves
-per target."""
+FINALIST_SETTINGS = replace(
+    PROBE_SETTINGS, blur_seeds=InverseSettings.blur_seeds, lbm_budget=2
+)
+"""The finalists' search: the study's probe (:data:`pvae.design.probe.PROBE_SETTINGS`: 32
+screened mixtures, 4 starts) with the blurs of ``pvae inverse`` and at most 2 LBM solves per
+target."""
 DEFAULT_TARGETS = 4  # validation targets when the study did not measure design success
 
 

@@ -45,7 +45,7 @@ def smooth_logits(logits: torch.Tensor, sigma) -> torch.Tensor:
     (isolated voxels, ragged walls: more surface and less short-range correlation than
     the data); blurring the logits before binarizing removes that roughness. A blur
     along one axis only elongates the features along it: inverse design uses that to
-    raise the permeability along an axis (:data:`pvae.design.inverse.BLURS`).
+    raise the permeability along an axis (:data:`pvae.design.blur.BLURS`).
 
     Parameters
     ----------
