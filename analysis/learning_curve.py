@@ -5,8 +5,9 @@ the training-set size N with the usual power law plus floor,
 
     error(N) = a N^-b + c,        a >= 0, 0 < b <= 3, c >= 0,
 
-where the error is ``1 - value`` for metrics that approach 1 (R^2, Dice, the share of
-decoded structures within fidelity tolerance) and the value itself for losses (BCE).
+where the error is ``1 - value`` for metrics that approach 1 (R^2, Dice, the shares of
+decoded structures within fidelity tolerance and of design targets met, realism and
+coverage) and the value itself for losses (BCE).
 Intervals come from a bootstrap over the seeds: the trials of every dataset size are
 resampled with replacement and the curve refitted. The dataset size a target needs
 (``n_for_target``, e.g. R^2 >= 0.97) follows from the fit, N = (a / (e* - c))^(1/b),
@@ -31,8 +32,9 @@ DEFAULT_TARGETS = {"r2": 0.97, "dice": 0.90, "fidelity_success": 0.90}
 def metric_columns(trials: pd.DataFrame, prefix: str = "best_val_") -> dict[str, tuple[str, bool]]:
     """Fittable metrics of a trials table: name -> (column, approaches one).
 
-    R^2 of every target (``best_val_r2_*``), reconstruction Dice and BCE and the
-    fidelity success share, where present; ``prefix`` picks another set of columns
+    R^2 of every target (``best_val_r2_*``), reconstruction Dice and BCE, the
+    fidelity and design success shares and the realism and coverage of generated
+    structures, where present; ``prefix`` picks another set of columns
     (e.g. ``test_`` for test-split metrics of each trial's best checkpoint).
     """
     found = {}
@@ -42,7 +44,7 @@ def metric_columns(trials: pd.DataFrame, prefix: str = "best_val_") -> dict[str,
         name = column.removeprefix(prefix)
         if name.startswith("r2_"):
             found[name] = (column, True)
-        elif name in ("dice", "fidelity_success"):
+        elif name in ("dice", "fidelity_success", "design_success", "realism", "coverage"):
             found[name] = (column, True)
         elif name == "recon":
             found["bce"] = (column, False)

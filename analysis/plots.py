@@ -152,6 +152,8 @@ PARETO_PAIRS = {
                        "fidelity: decoded structures within tolerance (val)", True),
     "r2_vs_design": ("best_val_r2_mean", "best_val_design_success", "property R^2 (val, mean)",
                      "design: validation targets met by the critic", True),
+    "r2_vs_realism": ("best_val_r2_mean", "best_val_realism", "property R^2 (val, mean)",
+                      "realism: generated structures like the data", True),
 }  # fmt: skip
 
 
@@ -163,7 +165,10 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
     carry their source's permeability (both higher is better; needs a study trained with
     ``train.fidelity_every``); ``r2_vs_design``: property R^2 vs. the share of validation
     targets the critic expects the model's designs to meet (``train.design_every``,
-    :mod:`pvae.design.probe`). None when the study lacks the columns.
+    :mod:`pvae.design.probe`); ``r2_vs_realism``: property R^2 vs. the share of
+    generated structures as close to the data as the data lie to each other
+    (``train.generation_every``, :mod:`pvae.vae.generation`). None when the study lacks
+    the columns.
     """
     x, y, x_label, y_label, larger = PARETO_PAIRS[pair]
     trials = study.trials.dropna(subset=[x, y]) if {x, y} <= set(study.trials) else None

@@ -28,6 +28,8 @@ LEADERBOARD_COLUMNS = (
     "best_val_fidelity_success",
     "best_val_design_success",
     "best_val_design_score",
+    "best_val_realism",
+    "best_val_coverage",
 )
 
 
@@ -47,6 +49,9 @@ def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[
         ),
         "pareto_r2_vs_design": plots.pareto_front(
             study, folder / "pareto_r2_vs_design", "r2_vs_design"
+        ),
+        "pareto_r2_vs_realism": plots.pareto_front(
+            study, folder / "pareto_r2_vs_realism", "r2_vs_realism"
         ),
         "importance": plots.importance_plot(param_importances(study), folder / "importance"),
     }

@@ -1,17 +1,18 @@
 """The dataset-size study's answer on the test split: learning curves per latent size.
 
-    python bench/bench_dataset_size.py --study runs/dataset-size --dataset bench/data/size-4000
+    python bench/bench_dataset_size.py --study runs/dataset-size-design --dataset data/default
 
 Reads a finished dataset-size study (``pvae tune --experiment
-experiments/dataset_size_cpu.yaml``), evaluates every completed trial's best checkpoint
-on the dataset's test split (samples no trial trained or selected on): R^2 of each
-property, reconstruction BCE and Dice, the generator-fidelity success share
+experiments/dataset_size_design.yaml``: the design architecture; the earlier flat-latent
+study ``experiments/dataset_size_cpu.yaml`` reads the same way), evaluates every completed
+trial's best checkpoint on the dataset's test split (samples no trial trained or selected
+on): R^2 of each property, reconstruction BCE and Dice, the fidelity success share
 (decoded structures measured by the dataset's surrogate, ``--fidelity-samples`` of
-them), and realism and coverage of 64 structures decoded from z ~ N(0, I)
-(:mod:`pvae.vae.generation`). It fits error(N) = a N^-b + c to each metric per latent
+them), design success on fixed test targets scored by that surrogate, and realism and
+coverage of decoded recombinations of the trial's training encodings
+(:func:`design_and_generation`). It fits error(N) = a N^-b + c to each metric per latent
 size, with bootstrap intervals over the seeds (:mod:`analysis.learning_curve`), and writes
-bench/results/dataset_size.md, .json and dataset_size.png.
-"""
+``<out>/<name>.md``, ``.json`` and ``.png``."""
 
 import argparse
 import json
@@ -21,6 +22,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,32 +33,81 @@ from analysis.learning_curve import LATENT, SIZE, learning_curves, sentence  # n
 from analysis.plots import learning_curve_fits  # noqa: E402
 from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
 from pvae.core.warnings import PvaeWarning  # noqa: E402
+from pvae.data.descriptors import descriptors  # noqa: E402
+from pvae.data.splits import training_subset  # noqa: E402
+from pvae.data.store import open_dataset  # noqa: E402
 from pvae.data.store.layout import SURROGATE  # noqa: E402
+from pvae.design.inverse import estimated_score  # noqa: E402
+from pvae.design.pool import DesignPool  # noqa: E402
+from pvae.design.probe import PROBE_SETTINGS  # noqa: E402
+from pvae.design.targets import dataset_targets  # noqa: E402
 from pvae.surrogate import load_surrogate  # noqa: E402
 from pvae.vae.evaluate import evaluate  # noqa: E402
+from pvae.vae.generation import (  # noqa: E402
+    decode_structures,
+    encode_structures,
+    generation_metrics,
+    recombination_latents,
+)
+from pvae.vae.loading import load_model  # noqa: E402
 
 SEED = "train.seed"
-TARGETS = {"r2": 0.97, "dice": 0.6, "fidelity_success": 0.5}
+TARGETS = {"r2": 0.97, "dice": 0.95, "fidelity_success": 0.9, "design_success": 0.9,
+           "realism": 0.9, "coverage": 0.8}  # fmt: skip
+DESIGN_TARGETS = 8  # fixed test-split targets each trial designs
+DRAWS = 64  # recombinations decoded per trial for realism and coverage
+
+
+def design_and_generation(checkpoint: str, size: int, store, critic) -> dict:
+    """Surrogate-scored design success on fixed test targets, and realism and coverage of
+    decoded recombinations, for one trial's model trained on ``size`` training samples.
+
+    The design pool and the realism reference are the trial's training subset; the
+    targets (:data:`DESIGN_TARGETS`, spread over the test split) and the coverage
+    reference are the test split. Design: the study probe's search
+    (:data:`pvae.design.probe.PROBE_SETTINGS`), scored by the critic.
+    """
+    loaded = load_model(checkpoint)
+    splits = loaded.state["splits"]
+    rows = np.sort(np.asarray(training_subset(splits["train"], size), dtype=int))
+    pool = DesignPool(store, rows, f"training subset ({len(rows)})")
+    targets = dataset_targets(store, splits["test"], DESIGN_TARGETS)
+    scores = np.array([estimated_score(loaded, t, pool, PROBE_SETTINGS, critic)
+                       for _, t in targets])  # fmt: skip
+    train_images, test_images = store.images(rows), store.images(splits["test"])
+    model = loaded.model.eval()
+    z = recombination_latents(encode_structures(model, train_images), model.latent_shape, DRAWS,
+                              np.random.default_rng(0))  # fmt: skip
+    generated = generation_metrics(descriptors(decode_structures(model, z)),
+                                   descriptors(train_images), descriptors(test_images))  # fmt: skip
+    return {"test_design_success": float(np.mean(scores <= 1.0)),
+            "test_design_score": float(np.median(scores)),
+            "test_realism": generated["realism"],
+            "test_coverage": generated["coverage"]}  # fmt: skip
 
 
 def test_metrics(trials: pd.DataFrame, dataset: Path, fidelity_samples: int) -> pd.DataFrame:
     """``test_*`` metric columns of every completed trial's best checkpoint."""
     critic = load_surrogate(dataset / SURROGATE)
+    store = open_dataset(dataset)
     rows = []
     for _, trial in trials[trials["status"] == "completed"].iterrows():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PvaeWarning)
             m = evaluate(trial["best_checkpoint"], dataset, "test",
                          fidelity_samples=fidelity_samples, fidelity_method="surrogate",
-                         surrogate=critic)  # fmt: skip
-        row = {"trial_id": trial["trial_id"], "test_recon": m["recon_bce"], "test_dice": m["dice"],
-               "test_fidelity_success": m["fidelity"]["within_tolerance"]}  # fmt: skip
-        row.update({f"test_r2_{name}": value for name, value in m["r2"].items()})
-        row.update({f"test_{key}": m["generation"][key] for key in ("realism", "coverage")})
+                         surrogate=critic, generation_samples=0)  # fmt: skip
+            row = {"trial_id": trial["trial_id"], "test_recon": m["recon_bce"],
+                   "test_dice": m["dice"],
+                   "test_fidelity_success": m["fidelity"]["within_tolerance"]}  # fmt: skip
+            row.update({f"test_r2_{name}": value for name, value in m["r2"].items()})
+            row.update(design_and_generation(trial["best_checkpoint"], int(trial[SIZE]), store,
+                                             critic))  # fmt: skip
         rows.append(row)
-        fidelity = row["test_fidelity_success"]
         print(f"{trial['trial_id']}: N {trial[SIZE]}, latent {trial[LATENT]}, "
-              f"dice {m['dice']:.3f}, fidelity {fidelity:.2f}", flush=True)  # fmt: skip
+              f"dice {m['dice']:.3f}, fidelity {row['test_fidelity_success']:.2f}, "
+              f"design {row['test_design_success']:.2f}, realism {row['test_realism']:.2f}",
+              flush=True)  # fmt: skip
     return trials.merge(pd.DataFrame(rows), on="trial_id")
 
 
@@ -96,10 +147,11 @@ def fit_table(fits: list[dict]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", type=Path, default=Path("runs/dataset-size"))
-    parser.add_argument("--dataset", type=Path, default=Path("bench/data/size-4000"))
+    parser.add_argument("--study", type=Path, default=Path("runs/dataset-size-design"))
+    parser.add_argument("--dataset", type=Path, default=Path("data/default"))
     parser.add_argument("--fidelity-samples", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--name", default="dataset_size", help="stem of the result files")
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -109,14 +161,14 @@ def main() -> None:
     start = time.perf_counter()
     study = load_study(args.study)
     if args.reuse:
-        done = pd.DataFrame(json.loads((args.out / "dataset_size.json").read_text())["trials"])
+        done = pd.DataFrame(json.loads((args.out / f"{args.name}.json").read_text())["trials"])
         keep = ["trial_id", *[c for c in done.columns if c.startswith("test_")]]
         trials = study.trials.merge(done[keep], on="trial_id")
     else:
         trials = test_metrics(study.trials, args.dataset, args.fidelity_samples)
     fits = learning_curves(trials, TARGETS, prefix="test_")
     args.out.mkdir(parents=True, exist_ok=True)
-    figure = learning_curve_fits(trials, fits, args.out / "dataset_size", prefix="test_")
+    figure = learning_curve_fits(trials, fits, args.out / args.name, prefix="test_")
     record = study.record
     wall = sum(float(t) for t in study.trials["wall_time_s"].fillna(0))
     report = {
@@ -137,7 +189,7 @@ def main() -> None:
     answers = [f"- {sentence(f)}" for f in fits if "target" in f]
     lines = [
         "# Dataset-size study (CPU budget)\n",
-        f"Study `{args.study}` (`experiments/dataset_size_cpu.yaml`: "
+        f"Study `{args.study}` (`{Path(record['experiment']['file']).name}`: "
         f"{len(trials)} completed trials, FIFO, equal epochs) on `{args.dataset}`; test metrics "
         f"of each trial's best checkpoint from `{report['command']}` "
         f"({machine()['cores']} cores). Sum of trial training time {wall / 60:.0f} min.\n",
@@ -153,8 +205,8 @@ def main() -> None:
     ]
     markdown = "\n".join(lines) + "\n"
     print(markdown)
-    atomic_write_json(args.out / "dataset_size.json", report)
-    atomic_write_bytes(args.out / "dataset_size.md", markdown.encode())
+    atomic_write_json(args.out / f"{args.name}.json", report)
+    atomic_write_bytes(args.out / f"{args.name}.md", markdown.encode())
 
 
 if __name__ == "__main__":

@@ -332,3 +332,49 @@ def test_training_measures_generation_into_the_study_metric(tiny_labelled, tmp_p
     np.testing.assert_allclose(history["val_objective"], expected, rtol=1e-9)
     with pytest.raises(PvaeError, match="generation_every = 1"):
         experiment_from_dict({"train": {"generation_weight": 1.0, "generation_every": 2}})
+    with pytest.raises(PvaeError, match="generation_source 'prior'"):
+        experiment_from_dict({"train": {"generation_source": "prior"}})
+
+
+def test_recombination_draws_join_two_distinct_encodings_along_a_slab():
+    from pvae.vae.generation import recombination_latents
+
+    shape = (2, 4, 4, 4)
+    latents = torch.arange(5, dtype=torch.float32)[:, None].repeat(1, 128) * 10 + 1
+    z = recombination_latents(latents, shape, 50, np.random.default_rng(0))
+    assert z.shape == (50, 128)
+    for row in z.numpy():
+        values = np.unique(row)
+        assert len(values) == 2  # exactly two source encodings, never one
+        grid = row.reshape(shape)
+        assert (grid[0] == grid[1]).all()  # every channel takes the same cells
+        share = (grid[0] == grid[0, 0, 0, 0]).mean()
+        assert 0.25 <= min(share, 1 - share) <= 0.5  # a slab of 1-3 of the 4 layers
+        slab = grid[0] == values[0]
+        assert any((slab == slab.take([0], axis=a)).all() for a in range(3))  # normal to one axis
+    flat = recombination_latents(latents[:, :8], (8,), 20, np.random.default_rng(1)).numpy()
+    assert flat.shape == (20, 8) and np.allclose(flat, flat[:, :1])
+    rows = latents[:, 0].numpy()
+    for v in flat[:, 0]:  # v = t z_a + (1 - t) z_b for two distinct rows, t in [0.25, 0.75]
+        assert any(0.25 - 1e-6 <= (v - zb) / (za - zb) <= 0.75 + 1e-6
+                   for za in rows for zb in rows if za != zb)  # fmt: skip
+    with pytest.raises(PvaeError, match=">= 2 encodings"):
+        recombination_latents(latents[:1], shape, 3, np.random.default_rng(0))
+
+
+def test_training_measures_the_realism_of_recombinations(tiny_labelled, tmp_path):
+    import pandas as pd
+
+    from pvae.vae.config import experiment_from_dict
+    from pvae.vae.runs import train_run
+
+    config = experiment_from_dict({
+        "name": "gen", "model": {"latent_layout": "spatial", "latent_dim": 128, "depth": 2,
+                                 "base_channels": 4, "regressor_hidden": [8]},
+        "train": {"epochs": 1, "batch_size": 8, "generation_every": 1,
+                  "generation_samples": 6, "generation_source": "recombinations"},
+    })  # fmt: skip
+    train_run(config, tiny_labelled, tmp_path / "run", progress=False)
+    history = pd.read_parquet(tmp_path / "run" / "history.parquet")
+    assert history["val_realism"].between(0, 1).all()
+    assert history["val_coverage"].between(0, 1).all()

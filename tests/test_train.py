@@ -90,6 +90,19 @@ def test_dataset_size_capped_with_warning(labelled):
     assert len(Trainer(config(dataset_size=8), labelled).train_indices) == 8
 
 
+def test_epoch_samples_cycle_through_a_small_subset(labelled):
+    trainer = Trainer(config(dataset_size=8, epoch_samples=24), labelled)
+    drawn = list(trainer._loader(trainer.train_indices, True, False, 1, 24).sampler)
+    assert len(drawn) == 24
+    assert np.bincount(drawn, minlength=8).tolist() == [3] * 8  # three whole shuffled passes
+    assert drawn[:8] != drawn[8:16]
+    history = list(trainer.run())
+    assert [m["dataset_size"] for m in history] == [8, 8]
+    assert all(m["status"] == "ok" for m in history)
+    with pytest.raises(PvaeError, match="epoch_samples 0"):
+        config(epoch_samples=0)
+
+
 def test_diverging_run_stops_with_status(labelled):
     history = list(Trainer(config(lr=1e12, epochs=5), labelled).run())
     assert history[-1]["status"] == "diverged"

@@ -29,9 +29,9 @@ import torch
 from pvae.data.symmetry import permuted_diagonal
 from pvae.design.pool import DesignPool, Parent
 from pvae.design.targets import K_TARGETS
+from pvae.vae.generation import RECOMBINATION_SHARE, encode_structures, slab_masks
 from pvae.vae.loading import LoadedModel
 
-WEIGHT_RANGE = (0.25, 0.75)
 SELF_SHARE = 0.5  # share of candidates that displace a slab of one parent
 
 
@@ -89,12 +89,8 @@ def encode_parents(
             parent.append(j)
             axes.append(axis)
             names.append(p.name if axis < 0 else f"{p.name}/shift={','.join(map(str, offset))}")
-    model = loaded.model.eval()
-    device = next(model.parameters()).device
     stack = np.stack(images)
-    mu = torch.cat([
-        model.encode(torch.as_tensor(stack[i : i + 16, None], device=device).float())[0]
-        for i in range(0, len(stack), 16)])  # fmt: skip
+    mu = encode_structures(loaded.model.eval(), stack)
     parent = np.array(parent)
     return Basis(mu.float(), stack.reshape(len(stack), -1), parent, names, log10_k[parent],
                  np.array(axes))  # fmt: skip
@@ -160,7 +156,7 @@ def recombine(
     composite of the two.
 
     A crossover takes a slab of the latent grid (a share s uniform in
-    ``WEIGHT_RANGE`` of its cells along the axis, a random periodic start) from row a
+    ``RECOMBINATION_SHARE`` of its cells along the axis, a random periodic start) from row a
     and the rest from row b: the decoder turns each region into the corresponding
     structure and joins them at the seams, so the candidate is made of real
     structure, which the critic judges well. A flat latent has no regions: the rows
@@ -190,7 +186,7 @@ def recombine(
             b = int(rng.choice(others, p=p / p.sum())) if len(others) else a
             axes[n] = rng.integers(3)
         pairs[n] = a, b
-    share = rng.uniform(*WEIGHT_RANGE, size=count)
+    share = rng.uniform(*RECOMBINATION_SHARE, size=count)
     z_a, z_b = basis.latents[pairs[:, 0]].cpu(), basis.latents[pairs[:, 1]].cpu()
     names = [(basis.names[a], basis.names[b]) for a, b in pairs]
     if len(latent_shape) == 1:
@@ -198,17 +194,9 @@ def recombine(
         weights = torch.as_tensor(np.column_stack([share, 1 - share]), dtype=torch.float32)
         kinds = [f"mix({t:.2f}):{a}+{b}" for t, (a, b) in zip(share, names, strict=True)]
         return Recombined(rows, weights, pairs, share, kinds)
-    grid = latent_shape[1:]
-    masks, kinds = [], []
-    for n_cross, (t, (a, b)) in enumerate(zip(share, names, strict=True)):
-        axis = int(axes[n_cross])
-        n = grid[axis]
-        inside = (np.arange(n) - rng.integers(n)) % n < max(1, round(t * n))
-        mask = np.broadcast_to(inside.reshape([n if k == axis else 1 for k in range(3)]), grid)
-        masks.append(np.broadcast_to(mask, latent_shape).reshape(-1))
-        share[n_cross] = inside.mean()
-        kinds.append(f"cross({'zyx'[axis]},{inside.mean():.2f}):{a}+{b}")
-    m = torch.as_tensor(np.stack(masks), dtype=torch.float32)
+    m, share = slab_masks(latent_shape, share, axes, rng)
+    kinds = [f"cross({'zyx'[axis]},{t:.2f}):{a}+{b}"
+             for axis, t, (a, b) in zip(axes, share, names, strict=True)]  # fmt: skip
     rows = torch.stack([m * z_a, m * z_b, (1 - m) * z_a, (1 - m) * z_b], dim=1)
     weights = torch.tensor([[1.0, 0.0, 0.0, 1.0]]).repeat(count, 1)
     return Recombined(rows, weights, pairs, share, kinds)

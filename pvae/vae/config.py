@@ -25,6 +25,7 @@ TARGETS_FULL = (*TARGETS_DIAGONAL, "k_xy", "k_xz", "k_yz")
 LATENT_LAYOUTS = ("flat", "spatial")
 PADDINGS = ("circular", "zeros")
 LR_SCHEDULES = ("constant", "cosine")
+GENERATION_SOURCES = ("standard_normal", "recombinations")
 SAVED_BEFORE_NORM_GROUPS = 8  # the GroupNorm groups of models saved without the field
 
 
@@ -126,6 +127,11 @@ class TrainConfig:
     dataset_size : int or None
         Training samples used: the first ``dataset_size`` of the fixed training split,
         so larger sizes contain every smaller one; None = the whole split.
+    epoch_samples : int or None
+        Samples drawn per epoch: None = one pass over the training subset; N = N
+        samples from successive shuffled passes (a subset smaller than N is seen
+        several times an epoch), so that in a dataset-size study every size trains the
+        same number of steps per epoch.
     split : tuple of float
         Train / validation / test fractions.
     split_seed : int
@@ -155,11 +161,18 @@ class TrainConfig:
         + w * (1 - val_fidelity_success)``; w > 0 needs ``fidelity_every = 1``.
     generation_every : int
         Measure generation every this many epochs (and at the last one): structures
-        decoded from z ~ N(0, I), the model's own prior, scored against the training
-        subset and the validation split (:mod:`pvae.vae.generation`): metrics
+        decoded from latents drawn as ``generation_source`` says, scored against the
+        training subset and the validation split (:mod:`pvae.vae.generation`): metrics
         ``val_realism`` and ``val_coverage``; 0 = never.
     generation_samples : int
         Structures drawn for it.
+    generation_source : str
+        ``standard_normal``: z ~ N(0, I), the VAE's own prior (a model with a small KL
+        weight decodes it to noise); ``recombinations``: two training encodings joined
+        along a slab of the latent grid
+        (:func:`pvae.vae.generation.recombination_latents`), what inverse design
+        searches when the model has no fitted prior (a prior is fitted after the study,
+        ``pvae export --prior-steps``).
     generation_weight : float
         Weight g of generation in the study metric: ``+ g * (1 - val_realism)``; g > 0
         needs ``generation_every = 1``.
@@ -185,6 +198,7 @@ class TrainConfig:
     gamma: float = 1.0
     kl_warmup_epochs: int = 0
     dataset_size: int | None = None
+    epoch_samples: int | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
     seed: int = 0
@@ -198,6 +212,7 @@ class TrainConfig:
     fidelity_weight: float = 0.0
     generation_every: int = 0
     generation_samples: int = 32
+    generation_source: str = "standard_normal"
     generation_weight: float = 0.0
     design_every: int = 0
     design_targets: int = 4
@@ -214,6 +229,8 @@ class TrainConfig:
             raise PvaeError("train: beta and gamma must be >= 0")
         if self.dataset_size is not None and self.dataset_size < 1:
             raise PvaeError(f"train.dataset_size {self.dataset_size}: must be >= 1")
+        if self.epoch_samples is not None and self.epoch_samples < 1:
+            raise PvaeError(f"train.epoch_samples {self.epoch_samples}: must be >= 1")
         if self.fidelity_every < 0 or self.fidelity_samples < 1 or self.fidelity_weight < 0:
             raise PvaeError("train: fidelity_every >= 0, fidelity_samples >= 1, "
                             "fidelity_weight >= 0 required")  # fmt: skip
@@ -223,6 +240,9 @@ class TrainConfig:
         if self.generation_every < 0 or self.generation_samples < 2 or self.generation_weight < 0:
             raise PvaeError("train: generation_every >= 0, generation_samples >= 2, "
                             "generation_weight >= 0 required")  # fmt: skip
+        if self.generation_source not in GENERATION_SOURCES:
+            raise PvaeError(f"train.generation_source {self.generation_source!r}: choose from "
+                            f"{GENERATION_SOURCES}")  # fmt: skip
         if self.generation_weight > 0 and self.generation_every != 1:
             raise PvaeError("train.generation_weight > 0 puts realism in the study metric: "
                             "it needs train.generation_every = 1")  # fmt: skip

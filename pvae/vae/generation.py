@@ -27,6 +27,7 @@ from pvae.data.imaging import write_structure
 from pvae.vae.inference import binarize_logits, smooth_logits
 
 QUANTILE = 0.95
+RECOMBINATION_SHARE = (0.25, 0.75)  # share of a recombination's latent taken from one sample
 
 
 def generation_metrics(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray,
@@ -71,6 +72,96 @@ def generation_metrics(generated: np.ndarray, train: np.ndarray, held_out: np.nd
         "data_porosity_min": float(train[:, 0].min()),
         "data_porosity_max": float(train[:, 0].max()),
     }
+
+
+def slab_masks(latent_shape: tuple[int, ...], share: np.ndarray, axes: np.ndarray,
+               rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:  # fmt: skip
+    """Slabs of a spatial latent grid: for each draw, the cells of a periodic slab
+    normal to ``axes[n]`` holding a share ``share[n]`` of the grid along it (at least
+    one cell), from a random start.
+
+    Parameters
+    ----------
+    latent_shape : tuple of int
+        (C, d, h, w).
+    share : np.ndarray, shape (S,)
+        Wanted share of cells in the slab, 0 to 1.
+    axes : np.ndarray of int, shape (S,)
+        Grid axis (0, 1, 2 = d, h, w) each slab is normal to.
+    rng : np.random.Generator
+
+    Returns
+    -------
+    masks : torch.Tensor, shape (S, C * d * h * w)
+        1 inside the slab (every channel), 0 outside.
+    share : np.ndarray, shape (S,)
+        The share each slab holds.
+    """
+    grid, masks, held = latent_shape[1:], [], np.zeros(len(share))
+    for n, (t, axis) in enumerate(zip(share, axes, strict=True)):
+        size = grid[axis]
+        inside = (np.arange(size) - rng.integers(size)) % size < max(1, round(t * size))
+        mask = np.broadcast_to(inside.reshape([size if k == axis else 1 for k in range(3)]), grid)
+        masks.append(np.broadcast_to(mask, latent_shape).reshape(-1))
+        held[n] = inside.mean()
+    return torch.as_tensor(np.stack(masks), dtype=torch.float32), held
+
+
+def recombination_latents(latents: torch.Tensor, latent_shape: tuple[int, ...], count: int,
+                          rng: np.random.Generator) -> torch.Tensor:  # fmt: skip
+    """Two-sample recombinations of encodings: what inverse design searches without a prior.
+
+    Each draw takes two different rows a, b of ``latents`` at random and joins them as
+    :func:`pvae.design.recombination.recombine` does: a slab of the spatial grid (a share
+    uniform in 0.25-0.75 along a random axis) from a, the rest from b; flat latents are
+    blended, t z_a + (1 - t) z_b. Decoded, they show whether the decoder turns latents
+    off the encodings into real structure (a model without a fitted prior generates
+    only this way).
+
+    Parameters
+    ----------
+    latents : torch.Tensor, shape (N, L)
+        Latent means of N >= 2 structures.
+    latent_shape : tuple of int
+        The model's latent shape: (C, d, h, w) spatial, (L,) flat.
+    count : int
+    rng : np.random.Generator
+
+    Returns
+    -------
+    torch.Tensor, shape (count, L)
+    """
+    if len(latents) < 2:
+        raise PvaeError(f"recombination needs >= 2 encodings, got {len(latents)}")
+    a = rng.integers(len(latents), size=count)
+    b = (a + rng.integers(1, len(latents), size=count)) % len(latents)
+    share = rng.uniform(*RECOMBINATION_SHARE, size=count)
+    z_a, z_b = latents[a].cpu().float(), latents[b].cpu().float()
+    if len(latent_shape) == 1:
+        t = torch.as_tensor(share, dtype=torch.float32)[:, None]
+        return t * z_a + (1 - t) * z_b
+    masks, _ = slab_masks(latent_shape, share, rng.integers(3, size=count), rng)
+    return masks * z_a + (1 - masks) * z_b
+
+
+@torch.no_grad()
+def encode_structures(model, images: np.ndarray, batch_size: int = 16) -> torch.Tensor:
+    """Latent means of binary structures.
+
+    Parameters
+    ----------
+    model : PVAE
+    images : np.ndarray of bool, shape (N, D, H, W)
+    batch_size : int
+
+    Returns
+    -------
+    torch.Tensor, shape (N, latent_dim)
+    """
+    device = next(model.parameters()).device
+    return torch.cat([
+        model.encode(torch.as_tensor(images[i : i + batch_size, None], device=device).float())[0]
+        for i in range(0, len(images), batch_size)])  # fmt: skip
 
 
 @torch.no_grad()

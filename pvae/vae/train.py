@@ -55,7 +55,12 @@ from pvae.vae.fidelity import (
     measure_fidelity,
     spread_positions,
 )
-from pvae.vae.generation import decode_structures, generation_metrics
+from pvae.vae.generation import (
+    decode_structures,
+    encode_structures,
+    generation_metrics,
+    recombination_latents,
+)
 from pvae.vae.inference import autocast, batch_tensors, infer
 from pvae.vae.losses import pvae_loss
 from pvae.vae.model import PVAE
@@ -119,6 +124,7 @@ class Trainer:
         if cfg.generation_every > 0:
             self.generation_reference = store_descriptors(self.store, self.train_indices)
             self.generation_held_out = store_descriptors(self.store, self.splits["val"])
+            self.generation_rows = np.sort(np.asarray(self.train_indices, dtype=int))
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -137,25 +143,32 @@ class Trainer:
         progress = (epoch - 1) / (cfg.epochs - 1)
         return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    def _loader(self, indices, shuffle: bool, augment: bool, epoch: int):
-        generator = torch.Generator().manual_seed(epoch_seed(self.config.train.seed, epoch))
-        return torch.utils.data.DataLoader(
-            VoxelDataset(self.store, indices, augment=augment),
-            batch_size=self.config.train.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=self.config.train.num_workers,
-        )
+    def _loader(self, indices, shuffle: bool, augment: bool, epoch: int,
+                samples: int | None = None):  # fmt: skip
+        """Batches of ``indices``; shuffled: ``samples`` drawn from successive shuffled
+        passes (None = one pass)."""
+        cfg = self.config.train
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        dataset = VoxelDataset(self.store, indices, augment=augment)
+        sampler = None
+        if shuffle:
+            sampler = torch.utils.data.RandomSampler(dataset, num_samples=samples,
+                                                     generator=generator)  # fmt: skip
+        return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                           generator=generator,
+                                           num_workers=cfg.num_workers)  # fmt: skip
 
     def train_epoch(self, epoch: int) -> dict:
-        """One pass over the training subset; returns mean loss components."""
+        """One epoch (a pass over the training subset, or ``train.epoch_samples``
+        samples); returns mean loss components."""
         torch.manual_seed(epoch_seed(self.config.train.seed, epoch))
         self.model.train()
         beta, gamma = self.beta_at(epoch), self.config.train.gamma
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(epoch)
         sums, seen = np.zeros(4), 0
-        for batch in self._loader(self.train_indices, True, self.config.train.augment, epoch):
+        cfg = self.config.train
+        for batch in self._loader(self.train_indices, True, cfg.augment, epoch, cfg.epoch_samples):
             x, y = batch_tensors(batch, self.normalizer, self.device)  # (B, 1, D, H, W), (B, T)
             with autocast(self.device, self.config.train.amp):
                 parts = pvae_loss(self.model(x), x, y, beta, gamma)
@@ -210,14 +223,22 @@ class Trainer:
             "val_fidelity_success": summary["within_tolerance"],
         }
 
+    @torch.no_grad()
     def generation(self, epoch: int) -> dict:
-        """``val_realism`` and ``val_coverage`` of structures decoded from z ~ N(0, I)
-        (seeded by the epoch), against the training subset and the validation split."""
+        """``val_realism`` and ``val_coverage`` of structures decoded from latents drawn
+        as ``train.generation_source`` says (seeded by the epoch), against the training
+        subset and the validation split."""
         cfg = self.config.train
-        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-        z = StandardNormalPrior(self.config.model.latent_dim).sample(cfg.generation_samples,
-                                                                     generator)  # fmt: skip
+        seed = epoch_seed(cfg.seed, epoch)
         self.model.eval()
+        if cfg.generation_source == "recombinations":
+            images = self.store.images(self.generation_rows)
+            latents = encode_structures(self.model, images, cfg.batch_size)
+            z = recombination_latents(latents, self.model.latent_shape, cfg.generation_samples,
+                                      np.random.default_rng(seed))  # fmt: skip
+        else:
+            z = StandardNormalPrior(self.config.model.latent_dim).sample(
+                cfg.generation_samples, torch.Generator().manual_seed(seed))
         drawn = descriptors(decode_structures(self.model, z, cfg.batch_size))
         scores = generation_metrics(drawn, self.generation_reference, self.generation_held_out)
         return {"val_realism": scores["realism"], "val_coverage": scores["coverage"]}
@@ -267,7 +288,8 @@ class Trainer:
                 if not math.isfinite(metrics[STUDY_METRIC]):
                     metrics["status"] = "diverged"
             seconds = time.perf_counter() - start
-            metrics.update(time_s=seconds, samples_per_s=len(self.train_indices) / seconds)
+            seen = self.config.train.epoch_samples or len(self.train_indices)
+            metrics.update(time_s=seconds, samples_per_s=seen / seconds)
             if self.device.type == "cuda":  # peak of this process so far
                 peak = torch.cuda.max_memory_allocated(self.device)
                 metrics["gpu_memory_peak_mib"] = peak / 2**20
