@@ -33,7 +33,6 @@ from analysis.learning_curve import LATENT, SIZE, learning_curves, sentence  # n
 from analysis.plots import learning_curve_fits  # noqa: E402
 from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
 from pvae.core.warnings import PvaeWarning  # noqa: E402
-from pvae.data.descriptors import descriptors  # noqa: E402
 from pvae.data.splits import training_subset  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.data.store.layout import SURROGATE  # noqa: E402
@@ -43,12 +42,7 @@ from pvae.design.probe import PROBE_SETTINGS  # noqa: E402
 from pvae.design.targets import dataset_targets  # noqa: E402
 from pvae.surrogate import load_surrogate  # noqa: E402
 from pvae.vae.evaluate import evaluate  # noqa: E402
-from pvae.vae.generation import (  # noqa: E402
-    decode_structures,
-    encode_structures,
-    generation_metrics,
-    recombination_latents,
-)
+from pvae.vae.generation import measure_recombinations  # noqa: E402
 from pvae.vae.loading import load_model  # noqa: E402
 
 SEED = "train.seed"
@@ -74,12 +68,8 @@ def design_and_generation(checkpoint: str, size: int, store, critic) -> dict:
     targets = dataset_targets(store, splits["test"], DESIGN_TARGETS)
     scores = np.array([estimated_score(loaded, t, pool, PROBE_SETTINGS, critic)
                        for _, t in targets])  # fmt: skip
-    train_images, test_images = store.images(rows), store.images(splits["test"])
-    model = loaded.model.eval()
-    z = recombination_latents(encode_structures(model, train_images), model.latent_shape, DRAWS,
-                              np.random.default_rng(0))  # fmt: skip
-    generated = generation_metrics(descriptors(decode_structures(model, z)),
-                                   descriptors(train_images), descriptors(test_images))  # fmt: skip
+    generated = measure_recombinations(loaded.model, store.images(rows),
+                                       store.images(splits["test"]), DRAWS)  # fmt: skip
     return {"test_design_success": float(np.mean(scores <= 1.0)),
             "test_design_score": float(np.median(scores)),
             "test_realism": generated["realism"],

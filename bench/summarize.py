@@ -205,16 +205,22 @@ def _domain(d):
 
 
 def _dataset_size(d):
-    fits = [f for f in d["fits"] if "target" in f and f["metric"].startswith("r2_log10_k")]
-    needs = "; ".join(
-        f"latent {f['latent_dim']} {f['metric'].removeprefix('r2_log10_k_')}: "
-        + (f"{f['n_for_target']:,.0f}" if f["n_for_target"] != float("inf") else "never")
-        + (" (extrapolated)" if f.get("extrapolated") else "")
-        for f in fits
-    )
+    def need(f):
+        n = f["n_for_target"]
+        n = "never" if n is None or n == float("inf") else f"{n:,.0f}"
+        flag = " (extrapolated)" if f.get("extrapolated") else ""
+        return f"latent {f['latent_dim']} {n}{flag}"
+
+    fits = [f for f in d["fits"] if "target" in f]
+    parts = []
+    for metric in ("fidelity_success", "design_success", "realism", "r2_log10_k_xx"):
+        chosen = [f for f in fits if f["metric"] == metric]
+        if chosen:
+            parts.append(f"{metric} >= {chosen[0]['target']}: " + ", ".join(map(need, chosen)))
     return [(
-        f"dataset-size study, {len(d['trials'])} trials (test split)",
-        f"samples needed for R^2 log10 K >= {d['targets']['r2']}: {needs}",
+        f"dataset-size study `{Path(d['experiment']['file']).stem}`, {len(d['trials'])} trials "
+        "(test split)",
+        "samples needed for " + "; ".join(parts),
     )]  # fmt: skip
 
 
@@ -249,6 +255,7 @@ EXTRACTORS = {
     "dataset_build": _dataset_build,
     "domain": _domain,
     "dataset_size": _dataset_size,
+    "dataset_size_flat": _dataset_size,
     "gpu": _gpu,
     "render": _render,
 }

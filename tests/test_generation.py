@@ -108,6 +108,9 @@ def test_evaluate_reports_generation_and_shows_prior_samples(trained_spatial_run
     assert 0.0 <= generation["realism"] <= 1.0 and 0.0 <= generation["coverage"] <= 1.0
     assert json.loads((out / "metrics.json").read_text())["generation"] == generation
     assert (out / "prior_samples.png").stat().st_size > 10_000
+    recombined = metrics["recombinations"]
+    assert recombined["prior"] == "recombinations" and recombined["n_samples"] == 8
+    assert 0.0 <= recombined["realism"] <= 1.0 and 0.0 <= recombined["coverage"] <= 1.0
 
 
 def test_smoothing_is_a_periodic_mean_preserving_blur_that_removes_speckle(rng):

@@ -56,10 +56,12 @@ def test_trials_and_the_export_are_mlflow_runs(tmp_path, labelled64, ray_cluster
         last = {m.step: m.value for m in sorted(logged, key=lambda m: (m.step, m.timestamp))}
         assert list(last) == rows["epoch"].tolist()
         np.testing.assert_allclose(list(last.values()), rows["val_objective"])
-        # the validation design metrics (interrupt_driver's study measures them) too
-        design = client.get_metric_history(run.info.run_id, "val_design_success")
-        last = {m.step: m.value for m in sorted(design, key=lambda m: (m.step, m.timestamp))}
-        np.testing.assert_allclose(list(last.values()), rows["val_design_success"])
+        # the validation design and realism metrics (interrupt_driver's study measures
+        # them) too
+        for metric in ("val_design_success", "val_realism"):
+            logged = client.get_metric_history(run.info.run_id, metric)
+            last = {m.step: m.value for m in sorted(logged, key=lambda m: (m.step, m.timestamp))}
+            np.testing.assert_allclose(list(last.values()), rows[metric])
 
     code, printed, err = run_cli("export", out, "--out", tmp_path / "model", "--mlflow")
     assert code == 0, err
@@ -68,6 +70,8 @@ def test_trials_and_the_export_are_mlflow_runs(tmp_path, labelled64, ray_cluster
         [experiment.experiment_id], filter_string="attributes.run_name LIKE 'export-%'"
     )
     assert export.data.params["trial_id"] == export.data.tags["ray_trial_id"]
-    assert {"best_val_objective", "best_val_design_success"} <= set(export.data.metrics)
+    assert {"best_val_objective", "best_val_design_success", "best_val_realism"} <= set(
+        export.data.metrics
+    )
     artifacts = {item.path for item in client.list_artifacts(export.info.run_id)}
     assert {"bundle.json", "README.md", "weights.safetensors"} <= artifacts

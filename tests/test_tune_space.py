@@ -76,6 +76,14 @@ def test_max_t_is_the_trial_budget():
         ({"space": SPACE, "search": "bohb"}, "search 'bohb'"),
         ({"space": SPACE, "search": "random", "grace_period": 9}, "grace_period"),
         ({"space": SPACE, "search": "random", "resources": {"gpu": 1.5}}, "resources"),
+        ({"space": SPACE, "search": "random", "start_points": [{"train.beta": 0.1}]},
+         "start points need tune.search optuna"),
+        ({"space": {"train.beta": {"uniform": [0.1, 1]}}, "start_points": [{"train.gamma": 1}]},
+         "train.gamma is not a searched parameter"),
+        ({"space": {"train.beta": {"uniform": [0.1, 1]}}, "start_points": [{"train.beta": 2}]},
+         "train.beta = 2 lies outside its uniform [0.1, 1]"),
+        ({"space": {"train.dataset_size": {"choice": [32, 64]}},
+          "start_points": [{"train.dataset_size": 48}]}, "outside its choice"),
     ],
 )
 def test_bad_study_sections_name_the_file_and_problem(section, message):
@@ -92,6 +100,7 @@ def test_experiment_files_parse_and_shrink(path):
     small, tiny = smoke(config, spec)
     assert small.train.epochs == tiny.budget == 2 and tiny.total_trials <= 4
     assert small.model.base_channels == 4 and "model.base_channels" not in tiny.space
+    assert all(set(point) <= set(tiny.space) for point in tiny.start_points)
     assert all(form != "grid" for value in tiny.space.values() for form in value)
     search_space(tiny)  # valid Ray domains
     assert "pvae tune" in path.read_text().split("\nname:")[0]  # launch command in header
@@ -168,6 +177,20 @@ def test_stopped_and_diverged_trials_reach_optuna_as_pruned():
     assert stopped == (TrialState.PRUNED, 1.7, {1: 2.0, 2: 1.7})
     assert diverged[0] == TrialState.PRUNED and math.isnan(diverged[2][2])
     assert failed[0] == TrialState.FAIL
+
+
+def test_start_points_are_the_first_trials_optuna_runs():
+    space = {"train.beta": {"loguniform": [1e-3, 1.0]}, "train.gamma": {"uniform": [0.5, 2.0]}}
+    _, spec = study(space=space, start_points=[{"train.beta": 0.01, "train.gamma": 1.5}])
+    from tune.searcher import make_search
+
+    search = make_search(spec, "val_objective", 1)
+    search.set_search_properties("val_objective", "min", search_space(spec))
+    first, second = search.suggest("a"), search.suggest("b")
+    assert first == {"train.beta": 0.01, "train.gamma": 1.5}
+    assert second is None  # the limiter holds the next until the first completes
+    search.on_trial_complete("a", {"val_objective": 1.0, "epoch": 5, "training_iteration": 5})
+    assert search.suggest("b") != first  # then the search samples
 
 
 def test_the_cli_module_does_not_import_ray():

@@ -212,8 +212,11 @@ def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options):
             "max_concurrent": 1,
             "space": {"train.beta": {"loguniform": [0.01, 1.0]}},
         },
-        # validation design success at epochs 1 and 3: the extra metrics resume too
-        train={"design_every": 2, "design_targets": 1, "design_weight": 0.5},
+        # validation design success at epochs 1 and 3 and realism of recombinations every
+        # epoch: the extra metrics resume too
+        train={"design_every": 2, "design_targets": 1, "design_weight": 0.5,
+               "generation_every": 1, "generation_samples": 4,
+               "generation_source": "recombinations", "generation_weight": 0.25},
     )
     out = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
@@ -267,10 +270,15 @@ def test_interrupted_study_resumes_without_redoing_finished_trials(
     pd.testing.assert_frame_equal(kept[earlier.columns], earlier)  # not trained again
     assert_event_files_match(out, trials, history)  # resumed trials continue their curves
     assert len(assert_optuna_study_matches(out).trials) == 6  # resumed: none twice, none lost
-    # the design metrics reach the history, the trial table and TensorBoard (above) of
-    # every trial, resumed or not, and are carried between measurements
-    assert history["val_design_success"].between(0, 1).all()
-    assert trials["best_val_design_success"].between(0, 1).all()
+    # the design and realism metrics reach the history, the trial table and TensorBoard
+    # (above) of every trial, resumed or not; design success is carried between
+    # measurements, and realism counts in the study metric
+    for metric in ("val_design_success", "val_realism", "val_coverage"):
+        assert history[metric].between(0, 1).all() and trials[f"best_{metric}"].notna().all()
+    expected = (history["val_recon"] + history["val_reg"]
+                + 0.5 * (1 - history["val_design_success"])
+                + 0.25 * (1 - history["val_realism"]))  # fmt: skip
+    np.testing.assert_allclose(history["val_objective"], expected, rtol=1e-9)
 
 
 @pytest.mark.slow

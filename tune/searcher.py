@@ -84,12 +84,15 @@ def reached_budget(result: dict, budget: int) -> bool:
 def make_search(spec: StudySpec, metric: str, max_concurrent: int):
     """The search algorithm of ``spec``, running at most ``max_concurrent`` trials at once.
 
-    Optuna TPE (seeded, budget-aware) in a ``ConcurrencyLimiter``, or a seeded
+    Optuna TPE (seeded, budget-aware, starting from ``spec.start_points``) in a
+    ``ConcurrencyLimiter``, or a seeded
     ``BasicVariantGenerator`` for random and grid search.
     """
     if spec.search == "optuna":
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = TPESampler(seed=spec.seed, n_startup_trials=spec.startup_trials or 10)
-        searcher = BudgetAwareOptunaSearch(spec.budget, metric=metric, mode="min", sampler=sampler)
+        points = [dict(point) for point in spec.start_points] or None
+        searcher = BudgetAwareOptunaSearch(spec.budget, metric=metric, mode="min",
+                                           sampler=sampler, points_to_evaluate=points)  # fmt: skip
         return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     return BasicVariantGenerator(random_state=spec.seed, max_concurrent=max_concurrent)

@@ -8,6 +8,8 @@ An experiment file describes its study like this (every key optional except ``sp
       search: optuna             # optuna (TPE, seeded) | random | grid
       seed: 0
       startup_trials: 4          # optuna: random trials before TPE models (default 10)
+      start_points:              # optuna: trials to run first (a known recipe), each
+        - {train.beta: 1.0e-3, train.gamma: 1.0}    # giving values of searched parameters
       scheduler: asha            # asha | fifo
       grace_period: 1            # asha: epochs before a trial can be stopped
       reduction_factor: 3        # asha: keep 1 of this many at each rung
@@ -61,6 +63,10 @@ class StudySpec:
         ``{"model.latent_dim": {"choice": [8, 16]}, ...}``: one form per parameter.
     budget : int
         Epochs of a trial that is never stopped early (ASHA's ``max_t``).
+    start_points : tuple of dict
+        Optuna search: parameter values of the first trials (Optuna's
+        ``points_to_evaluate``; parameters not given are sampled), e.g. a hand-made
+        recipe the search should start from and be measured against.
     """
 
     space: dict
@@ -76,6 +82,7 @@ class StudySpec:
     resources: dict = field(default_factory=lambda: {"cpu": 1, "gpu": 1})
     keep_checkpoints: int = 2
     max_failures: int = 2
+    start_points: tuple = ()
 
     @property
     def total_trials(self) -> int:
@@ -92,6 +99,7 @@ class StudySpec:
         """The section as a plain dict, as an experiment file would hold it."""
         data = dataclasses.asdict(self)
         data["max_t"] = data.pop("budget")
+        data["start_points"] = [dict(point) for point in self.start_points]
         return data
 
 
@@ -131,6 +139,7 @@ def parse_study(config: ExperimentConfig, where: str) -> tuple[ExperimentConfig,
         raise PvaeError(f"{where}: tune.space: a mapping of model.*/train.* parameters needed")
     budget = section.pop("max_t", None) or config.train.epochs
     config = config.with_overrides({"train.epochs": budget})
+    section["start_points"] = tuple(section.get("start_points") or ())
     try:
         spec = StudySpec(budget=budget, **section)
     except TypeError as exc:
@@ -138,7 +147,32 @@ def parse_study(config: ExperimentConfig, where: str) -> tuple[ExperimentConfig,
     _check_settings(spec, where)
     for key, value in spec.space.items():
         _check_parameter(config, spec, key, value, f"{where}: tune.space.{key}")
+    for n, point in enumerate(spec.start_points):
+        _check_start_point(config, spec, point, f"{where}: tune.start_points[{n}]")
     return config, spec
+
+
+def _check_start_point(config, spec: StudySpec, point, where: str) -> None:
+    """One start point: values of searched parameters, each inside its form's range."""
+    if spec.search != "optuna":
+        raise PvaeError(f"{where}: start points need tune.search optuna")
+    if not isinstance(point, dict) or not point:
+        raise PvaeError(f"{where}: a mapping of searched parameters to values")
+    forms = _forms(spec.space)
+    for key, value in point.items():
+        if key not in forms:
+            raise PvaeError(f"{where}: {key} is not a searched parameter")
+        form, args = forms[key]
+        if form == "choice":
+            inside = _yaml_value(value) in [_yaml_value(a) for a in args]
+        else:
+            inside = _is_number(value) and args[0] <= value <= args[1]
+        if not inside:
+            raise PvaeError(f"{where}: {key} = {value!r} lies outside its {form} {args}")
+        try:
+            config.with_overrides({key: value})
+        except PvaeError as exc:
+            raise PvaeError(f"{where}: value {value!r} rejected ({exc})") from None
 
 
 def _check_settings(spec: StudySpec, where: str) -> None:
@@ -276,5 +310,8 @@ def smoke(config: ExperimentConfig, spec: StudySpec) -> tuple[ExperimentConfig, 
         grace_period=1,
         startup_trials=min(spec.startup_trials or SMOKE_SAMPLES, SMOKE_SAMPLES),
         keep_checkpoints=1,
+        start_points=tuple(points for points in (
+            {k: v for k, v in point.items() if k in space} for point in spec.start_points
+        ) if points),  # fmt: skip
     )
     return config, spec

@@ -170,7 +170,8 @@ class TrainConfig:
         ``standard_normal``: z ~ N(0, I), the VAE's own prior (a model with a small KL
         weight decodes it to noise); ``recombinations``: two training encodings joined
         along a slab of the latent grid
-        (:func:`pvae.vae.generation.recombination_latents`), what inverse design
+        (:func:`pvae.vae.generation.recombination_latents`; twice as many training
+        samples as draws are encoded, spread over the subset), what inverse design
         searches when the model has no fitted prior (a prior is fitted after the study,
         ``pvae export --prior-steps``).
     generation_weight : float

@@ -34,7 +34,7 @@ from pvae.vae.fidelity import (
     spread_positions,
 )
 from pvae.vae.figures import bar_plot, parity_plot, samples_plot, slices_plot
-from pvae.vae.generation import measure_generation
+from pvae.vae.generation import measure_generation, measure_recombinations
 from pvae.vae.inference import infer
 from pvae.vae.loading import load_model
 from pvae.vae.losses import kl_per_dimension
@@ -85,9 +85,10 @@ def evaluate(
     overwrite : bool
         Replace an existing non-empty ``out``.
     generation_samples : int
-        Structures drawn from the model's prior (:func:`pvae.vae.prior.find_prior`) and
-        scored against the training split (realism) and this split (coverage); 0 = none.
-        Needs the dataset the model was trained on.
+        Structures drawn from the model's prior (:func:`pvae.vae.prior.find_prior`), and
+        as many recombinations of training encodings decoded, each scored against the
+        training split (realism) and this split (coverage); 0 = none. Needs the dataset
+        the model was trained on.
 
     Returns
     -------
@@ -97,10 +98,13 @@ def evaluate(
         absolute two-point correlation error, lags up to a quarter side), ``r2`` and
         ``mae`` (dicts per target), ``kl_per_dim`` (list), ``active_units``,
         ``split``, ``dataset_fingerprint``, ``per_family`` (``n_samples``, ``dice``,
-        ``s2_error`` and, where measured, ``fidelity_within_tolerance`` per family) and
-        ``fidelity`` (:func:`pvae.vae.fidelity.fidelity_summary`; null when not measured)
-        and ``generation`` (:func:`pvae.vae.generation.measure_generation`; null when
-        not measured).
+        ``s2_error`` and, where measured, ``fidelity_within_tolerance`` per family),
+        ``fidelity`` (:func:`pvae.vae.fidelity.fidelity_summary`; null when not
+        measured), ``generation`` (:func:`pvae.vae.generation.measure_generation`:
+        draws of the model's prior) and ``recombinations``
+        (:func:`pvae.vae.generation.measure_recombinations`: decoded recombinations of the
+        training encodings, how a model without a fitted prior generates); null when not
+        measured.
     """
     if out is not None:
         check_out(out, overwrite)
@@ -131,7 +135,7 @@ def evaluate(
     if len(fidelity_rows):
         fidelity = measure_fidelity(model, store.images(fidelity_rows), k_source, critic)
         fidelity.index = positions
-    generation, generated = None, None
+    generation, generated, recombined = None, None, None
     trained_on = state["dataset_fingerprint"] == store.fingerprint
     if generation_samples > 0 and trained_on:
         prior = find_prior(model_path, model.config.latent_dim)
@@ -139,6 +143,7 @@ def evaluate(
         generation, generated = measure_generation(
             model, prior, train_images, images, generation_samples
         )
+        recombined = measure_recombinations(model, train_images, images, generation_samples)
     kl_dims = kl_per_dimension(torch.from_numpy(p["mu"]), torch.from_numpy(p["logvar"])).numpy()
     names = list(normalizer.names)
     r2, errors = r2_score(p["target"], p["prediction"]), mae(p["target"], p["prediction"])
@@ -162,6 +167,7 @@ def evaluate(
         "per_family": _per_family(store, indices, p, fidelity),
         "fidelity": None if fidelity is None else fidelity_summary(fidelity, fidelity_method),
         "generation": generation,
+        "recombinations": recombined,
     }
     if out is not None:
         _write(Path(out), metrics, p, fidelity, store, indices, images, names, overwrite,
@@ -246,13 +252,14 @@ def summary_line(metrics: dict) -> str:
             f"{fidelity['within_tolerance']:.0%} within tolerance, median |log10 K error| "
             + (f"{median:.3f} decades" if median is not None else "n/a")
         )
-    generation = metrics.get("generation")
-    if generation:
-        r2 += (
-            f"\ngeneration ({generation['prior']} prior, {generation['n_samples']} samples): "
-            f"realism {generation['realism']:.0%}, coverage {generation['coverage']:.0%}, "
-            f"porosity {generation['porosity_min']:.2f}-{generation['porosity_max']:.2f}"
-        )
+    for key in ("generation", "recombinations"):
+        generation = metrics.get(key)
+        if generation:
+            r2 += (
+                f"\ngeneration ({generation['prior']}, {generation['n_samples']} samples): "
+                f"realism {generation['realism']:.0%}, coverage {generation['coverage']:.0%}, "
+                f"porosity {generation['porosity_min']:.2f}-{generation['porosity_max']:.2f}"
+            )
     return (
         f"{metrics['n_samples']} samples ({metrics['split']}): BCE {metrics['recon_bce']:.4f}, "
         f"accuracy {metrics['voxel_accuracy']:.4f}, Dice {metrics['dice']:.4f}, "

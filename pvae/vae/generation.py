@@ -218,6 +218,32 @@ def measure_generation(model, prior, train_images: np.ndarray, held_out_images: 
     return {"prior": prior.name, **metrics}, samples
 
 
+def measure_recombinations(model, train_images: np.ndarray, held_out_images: np.ndarray,
+                           count: int = 64, seed: int = 0) -> dict:  # fmt: skip
+    """Realism and coverage of ``count`` decoded recombinations of the training encodings
+    (:func:`recombination_latents`): how a model without a fitted prior generates.
+
+    Parameters
+    ----------
+    model : PVAE
+    train_images, held_out_images : np.ndarray of bool, shape (N, D, H, W)
+        The structures recombined and the reference of realism; those of coverage.
+    count : int
+    seed : int
+
+    Returns
+    -------
+    dict
+        :func:`generation_metrics` plus ``prior`` = ``"recombinations"``.
+    """
+    model = model.eval()
+    z = recombination_latents(encode_structures(model, train_images), model.latent_shape, count,
+                              np.random.default_rng(seed))  # fmt: skip
+    drawn = descriptors(decode_structures(model, z))
+    metrics = generation_metrics(drawn, descriptors(train_images), descriptors(held_out_images))
+    return {"prior": "recombinations", **metrics}
+
+
 def write_samples(loaded, prior, count: int, out, formats=("npy",), condition: dict | None = None,
                   seed: int = 0, overwrite: bool = False) -> pd.DataFrame:  # fmt: skip
     """Draw structures from a model's prior and write them, one file set each.

@@ -124,7 +124,10 @@ class Trainer:
         if cfg.generation_every > 0:
             self.generation_reference = store_descriptors(self.store, self.train_indices)
             self.generation_held_out = store_descriptors(self.store, self.splits["val"])
-            self.generation_rows = np.sort(np.asarray(self.train_indices, dtype=int))
+            # recombined encodings: twice as many training samples as draws, spread
+            train = np.sort(np.asarray(self.train_indices, dtype=int))
+            count = min(len(train), 2 * cfg.generation_samples)
+            self.generation_rows = train[spread_positions(len(train), count)]
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
