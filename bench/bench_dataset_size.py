@@ -135,6 +135,24 @@ def fit_table(fits: list[dict]) -> list[str]:
     return lines
 
 
+def budget_lines(trials: pd.DataFrame) -> list[str]:
+    """Markdown: what the study's budget was, so that a reader sees where it limits."""
+    done = trials[trials["status"] == "completed"]
+    epochs = int(done["train.epochs"].max())
+    per_epoch = done.get("train.epoch_samples")
+    seen = per_epoch.fillna(done[SIZE]) if per_epoch is not None else done[SIZE]
+    steps = epochs * seen / done["train.batch_size"]
+    seeds = done.groupby([LATENT, SIZE])[SEED].nunique()
+    return [
+        f"- Training: {epochs} epochs per trial, {int(steps.min()):,}-{int(steps.max()):,} "
+        f"optimizer steps (every size the same when `train.epoch_samples` is set).",
+        f"- Seeds: {seeds.min()}-{seeds.max()} per (latent, N) cell; the intervals resample "
+        "only those.",
+        f"- Sizes: {done[SIZE].min()}-{done[SIZE].max()}; an N beyond the largest is an "
+        "extrapolation of the fitted curve, flagged as such.",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=Path("runs/dataset-size-design"))
@@ -185,6 +203,9 @@ def main() -> None:
         f"({machine()['cores']} cores). Sum of trial training time {wall / 60:.0f} min.\n",
         "## The answer\n",
         *answers,
+        "",
+        "## The budget behind it\n",
+        *budget_lines(trials),
         "",
         "## Fitted curves, error(N) = a N^-b + c (error = 1 - metric; BCE as is)\n",
         *fit_table(fits),

@@ -19,6 +19,7 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
         assert f"== {stage}/8" in printed
     assert "best trial" in printed and "inverse design success" in printed
     assert "fidelity of decoded structures (LBM)" in printed
+    assert "decoded recombinations of training encodings" in printed  # realism, measured
     designs = pd.read_parquet(out / "inverse" / "summary.parquet")
     row = designs.iloc[0]
     if row["status"] == "designed":  # the demo prints the design beside the lookup baseline
@@ -37,6 +38,7 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     assert len(served) == study["summary"]["trials"]
     history = pd.read_parquet(out / "study" / "history.parquet")
     assert history["val_fidelity_success"].between(0, 1).all()  # the study measured fidelity
+    assert history["val_realism"].between(0, 1).all()  # and realism
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     assert metrics["fidelity"]["method"] == "lbm" and metrics["fidelity"]["n_samples"] > 0
     for path in (

@@ -197,6 +197,7 @@ def inverse_stage(demo: Demo) -> None:
 def summary_stage(demo: Demo) -> None:
     best = demo.record["summary"]["best_trial"]
     metrics, fidelity = demo.metrics, demo.metrics["fidelity"]
+    recombined = metrics.get("recombinations")  # absent from an evaluation of before
     inverse = json.loads((demo.out / "inverse" / "summary.json").read_text())
     rate = inverse["success_rate"]
     rows = [
@@ -219,6 +220,13 @@ def summary_stage(demo: Demo) -> None:
                 if fidelity["median_log10_k_error"] is not None
                 else "n/a"
             ),
+        ),
+        (
+            "realism of generated structures",
+            f"{recombined['realism']:.0%} of {recombined['n_samples']} decoded recombinations of "
+            f"training encodings (coverage of the test split {recombined['coverage']:.0%})"
+            if recombined
+            else "n/a",
         ),
         (
             "inverse design success",
