@@ -193,6 +193,26 @@ def test_start_points_are_the_first_trials_optuna_runs():
     assert search.suggest("b") != first  # then the search samples
 
 
+def test_a_study_resumes_when_its_record_lacks_a_field_left_at_its_default():
+    import copy
+
+    from tune.study import same_experiment
+
+    config, spec = study(space={"train.beta": {"loguniform": [1e-3, 1.0]}})
+    current = {**config.to_dict(), "tune": spec.to_dict()}
+    saved = copy.deepcopy(current)
+    del saved["train"]["epoch_samples"], saved["tune"]["start_points"]  # fields added later
+    assert same_experiment(saved, current)
+    changed = copy.deepcopy(current)
+    changed["train"]["epoch_samples"] = 64  # not the default: not the same study
+    assert not same_experiment(saved, changed)
+    changed = copy.deepcopy(current)
+    changed["train"]["lr"] *= 2
+    assert not same_experiment(current, changed)
+    del changed["train"]["lr"]  # a field the current experiment lacks
+    assert not same_experiment(current, changed)
+
+
 def test_the_cli_module_does_not_import_ray():
     code = (
         "import sys, pvae.cli.study; assert 'ray' not in sys.modules and 'tune' not in sys.modules"

@@ -333,12 +333,34 @@ def _check_out(study: Study, resume: bool) -> None:
         return
     if not tune.Tuner.can_restore(study.experiment_path):
         raise PvaeError(f"{study.experiment_path}: no study to resume there")
-    if config_file.exists() and yaml.safe_load(config_file.read_text()) != study.resolved():
+    if config_file.exists() and not same_experiment(
+        yaml.safe_load(config_file.read_text()), study.resolved()
+    ):
         raise PvaeError(
             f"{study.experiment_file}: differs from the study being resumed "
             f"({config_file}); resume with the same experiment and options"
         )
     _check_tracking(study)
+
+
+def same_experiment(saved: dict, current: dict) -> bool:
+    """Whether a resolved experiment is the one a study was started with.
+
+    A setting the study's record lacks (a field added to pvae since) counts as the same
+    when the current value is that field's default: the default keeps the earlier
+    behaviour, so the study can resume.
+    """
+    defaults = {**ExperimentConfig().to_dict(), "tune": StudySpec(space={}, budget=1).to_dict()}
+    for section in saved.keys() | current.keys():
+        old, new = saved.get(section), current.get(section)
+        if not (isinstance(old, dict) and isinstance(new, dict) and section in defaults):
+            if old != new:
+                return False
+            continue
+        for key in old.keys() | new.keys():
+            if key not in new or old.get(key, defaults[section].get(key)) != new[key]:
+                return False
+    return True
 
 
 def _check_tracking(study: Study) -> None:
