@@ -26,6 +26,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 LATENT = "model.latent_dim"
 SIZE = "dataset_size"
 MIN_SIZES = 3  # distinct dataset sizes needed to fit three parameters
+FAR = 100  # an answer beyond this many times the largest size run is not given as a number
 DEFAULT_TARGETS = {"r2": 0.97, "dice": 0.90, "fidelity_success": 0.90}
 
 
@@ -169,6 +170,9 @@ def sentence(row: dict) -> str:
     if not math.isfinite(n):
         return (f"{label} >= {row['target']:g}{latent}: not reached by the fitted curve "
                 f"(floor c = {row['c']:.3g})")  # fmt: skip
+    if n > FAR * max(row["sizes"]):
+        return (f"{label} >= {row['target']:g}{latent}: not reached within {FAR}x the "
+                f"largest size run (the fitted curve is nearly flat, b = {row['b']:.2g})")
     lo, hi = row["n_interval"]
     hi_text = f"{hi:,.0f}" if math.isfinite(hi) else "never"
     flag = " (extrapolated beyond the largest size run)" if row["extrapolated"] else ""

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine  # noqa: E402
 
 from analysis import load_study  # noqa: E402
-from analysis.learning_curve import LATENT, SIZE, learning_curves, sentence  # noqa: E402
+from analysis.learning_curve import FAR, LATENT, SIZE, learning_curves, sentence  # noqa: E402
 from analysis.plots import learning_curve_fits  # noqa: E402
 from pvae.core.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
 from pvae.core.warnings import PvaeWarning  # noqa: E402
@@ -56,9 +56,11 @@ def design_and_generation(checkpoint: str, size: int, store, critic) -> dict:
     """Surrogate-scored design success on fixed test targets, and realism and coverage of
     decoded recombinations, for one trial's model trained on ``size`` training samples.
 
-    The design pool and the realism reference are the trial's training subset; the
-    targets (:data:`DESIGN_TARGETS`, spread over the test split) and the coverage
-    reference are the test split. Design: the study probe's search
+    The design pool and the recombined encodings are the trial's training subset; the
+    realism reference is the whole training split, the same for every size (a subset's
+    own spread would widen the closeness threshold of a small one); the targets
+    (:data:`DESIGN_TARGETS`, spread over the test split) and the coverage reference are
+    the test split. Design: the study probe's search
     (:data:`pvae.design.probe.PROBE_SETTINGS`), scored by the critic.
     """
     loaded = load_model(checkpoint)
@@ -69,7 +71,8 @@ def design_and_generation(checkpoint: str, size: int, store, critic) -> dict:
     scores = np.array([estimated_score(loaded, t, pool, PROBE_SETTINGS, critic)
                        for _, t in targets])  # fmt: skip
     generated = measure_recombinations(loaded.model, store.images(rows),
-                                       store.images(splits["test"]), DRAWS)  # fmt: skip
+                                       store.images(splits["test"]), DRAWS,
+                                       reference_images=store.images(splits["train"]))  # fmt: skip
     return {"test_design_success": float(np.mean(scores <= 1.0)),
             "test_design_score": float(np.median(scores)),
             "test_realism": generated["realism"],
@@ -120,6 +123,8 @@ def _needed(fit: dict) -> str:
     n, (lo, hi) = fit["n_for_target"], fit["n_interval"]
     if not math.isfinite(n):
         return "never (fitted floor above the target)"
+    if n > FAR * max(fit["sizes"]):
+        return f"beyond {FAR}x the largest size (nearly flat curve)"
     upper = f"{hi:,.0f}" if math.isfinite(hi) else "never"
     return f"{n:,.0f} ({lo:,.0f}-{upper})" + (" extrapolated" if fit["extrapolated"] else "")
 
@@ -153,6 +158,15 @@ def budget_lines(trials: pd.DataFrame) -> list[str]:
     ]
 
 
+def settle_lines(path: Path) -> list[str]:
+    """Markdown: the header of the experiment file that would settle the answer."""
+    if not path.is_file():
+        return []
+    header = [line.removeprefix("#").removeprefix(" ") for line in
+              path.read_text().splitlines() if line.startswith("#")]  # fmt: skip
+    return ["## The run that would settle it\n", f"`{path}`:\n", "```", *header, "```", ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=Path("runs/dataset-size-design"))
@@ -160,6 +174,10 @@ def main() -> None:
     parser.add_argument("--fidelity-samples", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--name", default="dataset_size", help="stem of the result files")
+    parser.add_argument("--settle", type=Path,
+                        default=Path("experiments/dataset_size_design_gpu.yaml"),
+                        help="experiment file of the run that would settle the answer; its "
+                        "header (commands) is quoted in the report")  # fmt: skip
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -168,8 +186,11 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     study = load_study(args.study)
+    evaluated = {}  # with --reuse: where and how the reused test metrics were measured
     if args.reuse:
-        done = pd.DataFrame(json.loads((args.out / f"{args.name}.json").read_text())["trials"])
+        earlier = json.loads((args.out / f"{args.name}.json").read_text())
+        evaluated = {key: earlier[key] for key in ("command", "machine", "evaluation_s")}
+        done = pd.DataFrame(earlier["trials"])
         keep = ["trial_id", *[c for c in done.columns if c.startswith("test_")]]
         trials = study.trials.merge(done[keep], on="trial_id")
     else:
@@ -193,6 +214,7 @@ def main() -> None:
         "targets": TARGETS,
         "trial_training_s": round(wall, 1),
         "evaluation_s": round(time.perf_counter() - start, 1),
+        **evaluated,
     }
     answers = [f"- {sentence(f)}" for f in fits if "target" in f]
     lines = [
@@ -200,13 +222,14 @@ def main() -> None:
         f"Study `{args.study}` (`{Path(record['experiment']['file']).name}`: "
         f"{len(trials)} completed trials, FIFO, equal epochs) on `{args.dataset}`; test metrics "
         f"of each trial's best checkpoint from `{report['command']}` "
-        f"({machine()['cores']} cores). Sum of trial training time {wall / 60:.0f} min.\n",
+        f"({report['machine']['cores']} cores). Sum of trial training time {wall / 60:.0f} min.\n",
         "## The answer\n",
         *answers,
         "",
         "## The budget behind it\n",
         *budget_lines(trials),
         "",
+        *settle_lines(args.settle),
         "## Fitted curves, error(N) = a N^-b + c (error = 1 - metric; BCE as is)\n",
         *fit_table(fits),
         "",

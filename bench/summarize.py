@@ -207,8 +207,9 @@ def _domain(d):
 def _dataset_size(d):
     def need(f):
         n = f["n_for_target"]
-        n = "never" if n is None or n == float("inf") else f"{n:,.0f}"
-        flag = " (extrapolated)" if f.get("extrapolated") else ""
+        never = n is None or n == float("inf")
+        flag = " (extrapolated)" if f.get("extrapolated") and not never else ""
+        n = "never" if never else f"{n:,.0f}"
         return f"latent {f['latent_dim']} {n}{flag}"
 
     fits = [f for f in d["fits"] if "target" in f]

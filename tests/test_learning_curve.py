@@ -54,6 +54,18 @@ def test_learning_curves_per_latent_with_bootstrap_intervals(rng):
     assert "extrapolated" in text
 
 
+def test_an_answer_far_beyond_the_sizes_run_is_not_given_as_a_number():
+    from analysis.learning_curve import sentence
+
+    row = {"metric": "coverage", "latent_dim": 8, "target": 0.8, "sizes": [16, 256],
+           "a": 1.0, "b": 0.01, "c": 0.0, "n_for_target": 3.9e28, "n_interval": [1e17, 1e40],
+           "extrapolated": True}  # fmt: skip
+    assert sentence(row) == ("coverage >= 0.8 at latent size 8: not reached within 100x the "
+                             "largest size run (the fitted curve is nearly flat, b = 0.01)")
+    row |= {"n_for_target": 1200.0, "n_interval": [900.0, 2000.0]}
+    assert "needs about 1,200 samples (900-2,000) (extrapolated" in sentence(row)
+
+
 def test_too_few_sizes_give_no_fit(rng):
     trials = synthetic_trials(rng)
     assert learning_curves(trials[trials["dataset_size"] <= 250], boot=10) == []

@@ -219,7 +219,8 @@ def measure_generation(model, prior, train_images: np.ndarray, held_out_images: 
 
 
 def measure_recombinations(model, train_images: np.ndarray, held_out_images: np.ndarray,
-                           count: int = 64, seed: int = 0) -> dict:  # fmt: skip
+                           count: int = 64, seed: int = 0,
+                           reference_images: np.ndarray | None = None) -> dict:  # fmt: skip
     """Realism and coverage of ``count`` decoded recombinations of the training encodings
     (:func:`recombination_latents`): how a model without a fitted prior generates.
 
@@ -227,9 +228,14 @@ def measure_recombinations(model, train_images: np.ndarray, held_out_images: np.
     ----------
     model : PVAE
     train_images, held_out_images : np.ndarray of bool, shape (N, D, H, W)
-        The structures recombined and the reference of realism; those of coverage.
+        The structures recombined (and, by default, the reference of realism); those
+        of coverage.
     count : int
     seed : int
+    reference_images : np.ndarray of bool, shape (R, D, H, W), optional
+        Another reference of realism: a fixed one when models trained on subsets of
+        different sizes are compared (the closeness threshold is set by the reference's
+        own spread, which a small subset widens).
 
     Returns
     -------
@@ -239,8 +245,9 @@ def measure_recombinations(model, train_images: np.ndarray, held_out_images: np.
     model = model.eval()
     z = recombination_latents(encode_structures(model, train_images), model.latent_shape, count,
                               np.random.default_rng(seed))  # fmt: skip
+    reference = train_images if reference_images is None else reference_images
     drawn = descriptors(decode_structures(model, z))
-    metrics = generation_metrics(drawn, descriptors(train_images), descriptors(held_out_images))
+    metrics = generation_metrics(drawn, descriptors(reference), descriptors(held_out_images))
     return {"prior": "recombinations", **metrics}
 
 
