@@ -127,7 +127,7 @@ class Trainer:
             # recombined encodings: twice as many training samples as draws, spread
             train = np.sort(np.asarray(self.train_indices, dtype=int))
             count = min(len(train), 2 * cfg.generation_samples)
-            self.generation_rows = train[spread_positions(len(train), count)]
+            self.generation_images = self.store.images(train[spread_positions(len(train), count)])
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -235,8 +235,7 @@ class Trainer:
         seed = epoch_seed(cfg.seed, epoch)
         self.model.eval()
         if cfg.generation_source == "recombinations":
-            images = self.store.images(self.generation_rows)
-            latents = encode_structures(self.model, images, cfg.batch_size)
+            latents = encode_structures(self.model, self.generation_images, cfg.batch_size)
             z = recombination_latents(latents, self.model.latent_shape, cfg.generation_samples,
                                       np.random.default_rng(seed))  # fmt: skip
         else:
