@@ -1,6 +1,7 @@
 """The study definition without a cluster: search space, smoke mode, resources, outcomes,
 and the ASHA/Optuna trap (stopped trials must reach Optuna as pruned)."""
 
+import logging
 import math
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils import util as ray_tune_util
 
 from pvae.cli import COMMANDS
 from pvae.cli import study as study_cli
@@ -17,7 +19,7 @@ from pvae.core.errors import PvaeError
 from pvae.vae.config import experiment_from_dict
 from tune.results import trial_outcome
 from tune.searcher import BudgetAwareOptunaSearch
-from tune.study import cluster_capacity, trial_resources
+from tune.study import _quiet_slow_step_warnings, cluster_capacity, trial_resources
 from tune.study_spec import parse_study, search_space, smoke
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
@@ -211,6 +213,21 @@ def test_a_study_resumes_when_its_record_lacks_a_field_left_at_its_default():
     assert not same_experiment(current, changed)
     del changed["train"]["lr"]  # a field the current experiment lacks
     assert not same_experiment(current, changed)
+
+
+def test_ray_slow_step_warnings_are_dropped_and_its_other_warnings_kept(caplog, monkeypatch):
+    monkeypatch.setattr(ray_tune_util, "START_OF_TIME", ray_tune_util.START_OF_TIME - 120)
+    logger = logging.getLogger("ray.tune.utils.util")
+    monkeypatch.setattr(logger, "filters", list(logger.filters))  # undone after the test
+    _quiet_slow_step_warnings()
+    _quiet_slow_step_warnings()  # a second study in the same process adds no second filter
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="ray.tune.utils.util"):
+        with ray_tune_util.warn_if_slow("rewrite", threshold=1e-6):
+            sum(range(10_000))
+        logger.warning("Install psutil to monitor system performance.")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["Install psutil to monitor system performance."]
 
 
 def test_the_cli_module_does_not_import_ray():

@@ -15,6 +15,7 @@ and no URI, ``mlflow.db`` (see :mod:`tune.tracking`).
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import time
@@ -423,6 +424,7 @@ def run_study(
     # checkpointing forces frequent state snapshots, and Ray would warn on each one
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _quiet_slow_step_warnings()
     with ray_session(address=address):
         _wait_for_gpus(min_gpus, 900)
         record, resources, device, limit = _plan(study)
@@ -446,6 +448,22 @@ def run_study(
         return write_results(
             study.out, grid, study.config.to_dict(), study.spec.budget, record, status
         )
+
+
+class _DropSlowStepWarnings(logging.Filter):
+    """Drop Ray Tune's "... may be a performance bottleneck" lines (``warn_if_slow``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "performance bottleneck" not in record.getMessage()
+
+
+def _quiet_slow_step_warnings() -> None:
+    """Silence Ray's warnings about driver steps over 0.5 s. The live Optuna storage
+    (:class:`tune.live_optuna.LiveOptunaStudy`) is rewritten in about 0.6 s every 30 s,
+    and Ray warned on every rewrite: 16 lines in a 51-minute study."""
+    logger = logging.getLogger("ray.tune.utils.util")
+    if not any(isinstance(f, _DropSlowStepWarnings) for f in logger.filters):
+        logger.addFilter(_DropSlowStepWarnings())
 
 
 def _plan(study: Study) -> tuple[dict, dict, str, int]:
