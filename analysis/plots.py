@@ -157,7 +157,9 @@ PARETO_PAIRS = {
 }  # fmt: skip
 
 
-def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> Path | None:
+def pareto_front(
+    study: Study, stem: Path, pair: str = "recon_vs_property", chosen: str | None = None
+) -> Path | None:
     """Two metrics per trial with their non-dominated front (see :data:`PARETO_PAIRS`).
 
     ``recon_vs_property``: reconstruction vs. property error (both lower is better);
@@ -167,7 +169,8 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
     targets the critic expects the model's designs to meet (``train.design_every``,
     :mod:`pvae.design.probe`); ``r2_vs_realism``: property R^2 vs. the share of
     generated structures as close to the data as the data lie to each other
-    (``train.generation_every``, :mod:`pvae.vae.generation`). None when the study lacks
+    (``train.generation_every``, :mod:`pvae.vae.generation`). ``chosen``: the production
+    model's trial ID, drawn as a star where the figure shows it. None when the study lacks
     the columns.
     """
     x, y, x_label, y_label, larger = PARETO_PAIRS[pair]
@@ -191,6 +194,10 @@ def pareto_front(study: Study, stem: Path, pair: str = "recon_vs_property") -> P
     )
     for (px, py), tid in zip(points[front], trials["trial_id"][front], strict=True):
         ax.annotate(str(tid)[-5:], (px, py), fontsize=6)
+    picked = (trials["trial_id"] == chosen).to_numpy()
+    if picked.any():
+        ax.scatter(points[picked, 0], points[picked, 1], marker="*", s=160, c="black", zorder=3,
+                   label=f"chosen: {chosen}")  # fmt: skip
     ax.set(xlabel=x_label, ylabel=y_label)
     ax.legend(fontsize=8)
     return save(fig, stem)

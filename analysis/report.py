@@ -33,9 +33,12 @@ LEADERBOARD_COLUMNS = (
 )
 
 
-def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[str, Path]:
+def figures(
+    study: Study, folder: Path, fits: list[dict] | None = None, chosen: str | None = None
+) -> dict[str, Path]:
     """Write every study figure (PNG + PDF) into ``folder``; name -> PNG path. ``fits``:
-    the study's learning curves (:mod:`analysis.learning_curve`), if any."""
+    the study's learning curves (:mod:`analysis.learning_curve`), if any; ``chosen``: the
+    production model's trial ID, marked on the Pareto fronts."""
     made = {
         "dataset_size_fits": plots.learning_curve_fits(
             study.trials, fits or [], folder / "dataset_size_fits"
@@ -43,16 +46,15 @@ def figures(study: Study, folder: Path, fits: list[dict] | None = None) -> dict[
         "learning_curves": plots.learning_curves(study, folder / "learning_curves"),
         "dataset_size": plots.metric_vs(study, "dataset_size", folder / "metric_vs_dataset_size"),
         "parallel_coordinates": plots.parallel_coordinates(study, folder / "parallel_coordinates"),
-        "pareto_front": plots.pareto_front(study, folder / "pareto_front"),
-        "pareto_r2_vs_fidelity": plots.pareto_front(
-            study, folder / "pareto_r2_vs_fidelity", "r2_vs_fidelity"
-        ),
-        "pareto_r2_vs_design": plots.pareto_front(
-            study, folder / "pareto_r2_vs_design", "r2_vs_design"
-        ),
-        "pareto_r2_vs_realism": plots.pareto_front(
-            study, folder / "pareto_r2_vs_realism", "r2_vs_realism"
-        ),
+        **{
+            name: plots.pareto_front(study, folder / name, pair, chosen)
+            for name, pair in (
+                ("pareto_front", "recon_vs_property"),
+                ("pareto_r2_vs_fidelity", "r2_vs_fidelity"),
+                ("pareto_r2_vs_design", "r2_vs_design"),
+                ("pareto_r2_vs_realism", "r2_vs_realism"),
+            )
+        },
         "importance": plots.importance_plot(param_importances(study), folder / "importance"),
     }
     for column in ("model.latent_dim", "train.beta", "train.gamma"):
@@ -103,15 +105,15 @@ def analyze(
     if finalists > 0:
         study.finalists = verify_finalists(study, rule, finalists, lbm, progress, device)
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
-        made = figures(study, tmp / "figures", curves)
-        board = leaderboard(study.trials, rule)
-        board.to_csv(tmp / "leaderboard.csv", index=False)
         try:
             choice = choose(study.trials, rule, study.finalists)
             decision = {"trial_id": choice.trial_id, "reason": choice.reason}
         except PvaeError as exc:
             decision = {"trial_id": None, "reason": str(exc)}
+        curves = learning_curves(study.trials) if "dataset_size" in study.trials else []
+        made = figures(study, tmp / "figures", curves, decision["trial_id"])
+        board = leaderboard(study.trials, rule)
+        board.to_csv(tmp / "leaderboard.csv", index=False)
         importances = param_importances(study)
         summary = study.record.get("summary", {})
         lines = [

@@ -115,6 +115,25 @@ def test_analyze_writes_figures_and_report(study_dir, tmp_path, run_cli):
     assert json.loads((out / "choice.json").read_text())["trial_id"]
 
 
+def test_pareto_fronts_mark_the_chosen_trial(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from analysis import plots
+
+    trials = pd.DataFrame({"trial_id": ["a1", "b2", "c3"],
+                           "best_val_r2_mean": [0.90, 0.95, 0.97],
+                           "best_val_design_success": [1.0, 0.75, 1.0]})  # fmt: skip
+    drawn, save = [], plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, stem: drawn.append(fig) or save(fig, stem))
+    study = SimpleNamespace(trials=trials)
+    plots.pareto_front(study, tmp_path / "chosen", "r2_vs_design", chosen="a1")
+    plots.pareto_front(study, tmp_path / "none", "r2_vs_design")
+    labels = [fig.axes[0].get_legend_handles_labels()[1] for fig in drawn]
+    assert labels == [["trials", "Pareto front", "chosen: a1"], ["trials", "Pareto front"]]
+    star = drawn[0].axes[0].collections[-1].get_offsets()
+    assert np.allclose(star, [[0.90, 1.0]])  # a1 is dominated by c3: marked, not on the front
+
+
 @pytest.mark.slow  # about 30-40 s on 2 cores: make test-slow
 def test_notebooks_execute(study_dir, tmp_path):
     os.environ["PVAE_RESULTS"] = str(study_dir)

@@ -381,3 +381,10 @@ def test_training_measures_the_realism_of_recombinations(tiny_labelled, tmp_path
     history = pd.read_parquet(tmp_path / "run" / "history.parquet")
     assert history["val_realism"].between(0, 1).all()
     assert history["val_coverage"].between(0, 1).all()
+    # the same draws at every epoch: an unchanged model keeps its realism
+    from pvae.vae.train import Trainer
+
+    trainer = Trainer(config, tiny_labelled)
+    first = trainer.generation()
+    trainer.epoch = 7
+    assert trainer.generation() == first

@@ -227,12 +227,18 @@ class Trainer:
         }
 
     @torch.no_grad()
-    def generation(self, epoch: int) -> dict:
+    def generation(self) -> dict:
         """``val_realism`` and ``val_coverage`` of structures decoded from latents drawn
-        as ``train.generation_source`` says (seeded by the epoch), against the training
-        subset and the validation split."""
+        as ``train.generation_source`` says, against the training subset and the
+        validation split.
+
+        The draws are the same at every epoch and in every trial of one ``train.seed``
+        (common random numbers): with 16 draws, fresh draws each epoch moved one model's
+        realism by a standard deviation of 0.08-0.10, more than the model changed between
+        epochs 33 and 160 of the production study, and the best epoch was the luckiest.
+        """
         cfg = self.config.train
-        seed = epoch_seed(cfg.seed, epoch)
+        seed = cfg.seed
         self.model.eval()
         if cfg.generation_source == "recombinations":
             latents = encode_structures(self.model, self.generation_images, cfg.batch_size)
@@ -280,7 +286,7 @@ class Trainer:
                     weight = cfg.fidelity_weight
                     metrics[STUDY_METRIC] += weight * (1.0 - metrics["val_fidelity_success"])
                 if self._due(cfg.generation_every, epoch):
-                    metrics.update(self.generation(epoch))
+                    metrics.update(self.generation())
                     metrics[STUDY_METRIC] += cfg.generation_weight * (1.0 - metrics["val_realism"])
                 if cfg.design_every > 0:
                     metrics.update(self.design(epoch))
