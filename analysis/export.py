@@ -60,6 +60,16 @@ def _clean(value):
     return value
 
 
+CARD_METRICS = (
+    ("dice", "Dice of reconstructed pore space (val)"),
+    ("fidelity_success", "decoded structures within the design tolerance (val, CNN surrogate)"),
+    ("realism", "realistic decoded recombinations (in-study draws; the prior's: pvae evaluate)"),
+    ("coverage", "validation structures covered by those draws"),
+    ("design_success", "validation targets met by designs (critic)"),
+)
+"""Validation metrics of the model card besides R^2 (``best_val_<key>``), where measured."""
+
+
 def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict,
                prior_steps: int = 0) -> str:  # fmt: skip
     """The bundle's README.md: what the model is, how well it does, how to use it."""
@@ -70,6 +80,11 @@ def model_card(name: str, record: dict, metrics: dict, reason: str, state: dict,
         f"| R^2 {k} (val) | {v:.4f} |"
         for k, v in metrics.items()
         if k.startswith("best_val_r2_") and v is not None
+    )
+    measured = "\n".join(
+        f"| {label} | {metrics[f'best_val_{key}']:.4f} |"
+        for key, label in CARD_METRICS
+        if metrics.get(f"best_val_{key}") is not None
     )
     layout = model.get("latent_layout", "flat")
     latent = f"Latent: {layout}, {model['latent_dim']} values"
@@ -109,8 +124,9 @@ exported by `pvae export` from study `{record["provenance"]["study"]}`, trial
 ## Validation metrics (best epoch)
 | metric | value |
 |---|---:|
-| {METRIC} (recon BCE + property MSE) | {metrics.get(f"best_{METRIC}", float("nan")):.4f} |
+| {METRIC} (study metric, `tune/README.md`) | {metrics.get(f"best_{METRIC}", float("nan")):.4f} |
 {r2}
+{measured}
 
 ## Use
 ```python

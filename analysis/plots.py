@@ -199,6 +199,7 @@ def pareto_front(
         ax.scatter(points[picked, 0], points[picked, 1], marker="*", s=160, c="black", zorder=3,
                    label=f"chosen: {chosen}")  # fmt: skip
     ax.set(xlabel=x_label, ylabel=y_label)
+    ax.margins(x=0.1)  # room for the labels of the outermost points
     ax.legend(fontsize=8)
     return save(fig, stem)
 

@@ -62,7 +62,8 @@ def figures(
     return {name: path for name, path in made.items() if path is not None}
 
 
-def _table(frame) -> str:
+def markdown_table(frame) -> str:
+    """A DataFrame as a Markdown table (floats to 4 significant digits)."""
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
     rows = []
     for row in frame.itertuples(index=False):
@@ -125,13 +126,13 @@ def analyze(
             "## Production model\n",
             decision["reason"] + "\n",
             "## Leaderboard\n",
-            _table(board[[c for c in LEADERBOARD_COLUMNS if c in board]].head(20)),
+            markdown_table(board[[c for c in LEADERBOARD_COLUMNS if c in board]].head(20)),
         ]
         if study.finalists is not None and len(study.finalists):
             lines += ["## LBM check of the finalists\n",
                       "The best eligible trials designed validation-split targets with their "
                       "best checkpoints; LBM verified every design (`finalists.parquet` in the "
-                      "study folder).\n", _table(study.finalists)]  # fmt: skip
+                      "study folder).\n", markdown_table(study.finalists)]  # fmt: skip
         if study.dashboards:
             lines += ["## Look at the study\n",
                       "Every trial with its parameters, per-epoch values and state, in "
@@ -141,7 +142,7 @@ def analyze(
             frame = pd.DataFrame(
                 {"parameter": list(importances), "importance": list(importances.values())}
             )
-            lines += ["## Hyperparameter importance\n", _table(frame)]
+            lines += ["## Hyperparameter importance\n", markdown_table(frame)]
         if curves:
             atomic_write_json(tmp / "dataset_size.json", {"model": "error = a N^-b + c",
                                                          "fits": curves})  # fmt: skip
@@ -154,7 +155,7 @@ def analyze(
                 {"metric": r["metric"], "latent": r["latent_dim"], "a": r["a"], "b": r["b"],
                  "c": r["c"], "b 95%": "{:.3g}-{:.3g}".format(*r["b_interval"])}
                 for r in curves])  # fmt: skip
-            lines += ["", _table(table)]
+            lines += ["", markdown_table(table)]
         lines.append("## Figures\n")
         for name, path in made.items():
             lines.append(f"### {name.replace('_', ' ')}\n\n![{name}](figures/{path.name})\n")

@@ -237,6 +237,24 @@ def _gpu(d):
     )]  # fmt: skip
 
 
+def _production(d):
+    s, h = d["study"], d["heldout"]
+    best = h["best_baseline"]
+    return [
+        (
+            "production study on data/default (ASHA + Optuna)",
+            f"{s['wall_minutes']:.0f} min, {s['trials']} trials, ASHA saved "
+            f"{s['asha_saving']:.0%} of trial-epochs; chose trial {d['choice']['trial_id']}",
+        ),
+        (
+            f"production model, inverse design on {h['targets']} held-out targets",
+            f"{h['success_rate']:.0%} verified success vs {h['baselines'][best]:.0%} for the "
+            f"best no-model baseline ({best})",
+            h,
+        ),
+    ]
+
+
 def _render(d):
     times = ", ".join(f"{r['way']} {r['seconds_per_view']:.2f} s" for r in d["results"])
     return [("3D view of a 32^3 foam, headless (s per view)", times)]
@@ -250,6 +268,8 @@ EXTRACTORS = {
     "inverse": _inverse,
     "inverse-foreign": _inverse,
     "inverse-heldout": _inverse,
+    "inverse-heldout-production": _inverse,
+    "production_cpu": _production,
     "surrogate": _surrogate,
     "fidelity": _fidelity,
     "generation": _generation,

@@ -235,11 +235,17 @@ def test_export_round_trip(study_dir, trained_run, tmp_path, run_cli):
     bundle = json.loads((tmp_path / "m1" / "bundle.json").read_text())
     assert bundle["provenance"]["trial_id"] and bundle["provenance"]["dataset_fingerprint"]
     assert "git_commit" in bundle["provenance"] and bundle["provenance"]["versions"]["ray"]
-    assert "Model card" in (tmp_path / "m1" / "README.md").read_text()
-
-    loaded = pvae.load_model(tmp_path / "m1")
+    card = (tmp_path / "m1" / "README.md").read_text()
+    assert "Model card" in card
+    design = None
+    for line in card.splitlines():  # the study measured validation design success: shown
+        if line.startswith("| validation targets met by designs (critic) |"):
+            design = float(line.split("|")[2])
     study = analysis.load_study(study_dir)
     row = study.trials[study.trials["trial_id"] == bundle["provenance"]["trial_id"]].iloc[0]
+    assert design == pytest.approx(row["best_val_design_success"], abs=1e-4)
+
+    loaded = pvae.load_model(tmp_path / "m1")
     reference, _ = model_from_checkpoint(read_checkpoint(row["best_checkpoint"]))
     x = torch.from_numpy(open_dataset(data).images([0, 1, 2])).float()[:, None]
     with torch.no_grad():

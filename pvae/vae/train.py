@@ -233,9 +233,10 @@ class Trainer:
         validation split.
 
         The draws are the same at every epoch and in every trial of one ``train.seed``
-        (common random numbers): with 16 draws, fresh draws each epoch moved one model's
-        realism by a standard deviation of 0.08-0.10, more than the model changed between
-        epochs 33 and 160 of the production study, and the best epoch was the luckiest.
+        (common random numbers): with 16 draws, fresh draws each epoch move one model's
+        realism by a standard deviation of 0.10, ten times what the model changes between
+        epochs 86 and 160 of the production study (``bench/results/realism_noise.md``),
+        and the best epoch was the luckiest.
         """
         cfg = self.config.train
         seed = cfg.seed
