@@ -37,8 +37,12 @@ target."""
 DEFAULT_TARGETS = 4  # validation targets when the study did not measure design success
 
 
-def _targets(study: Study) -> int:
-    """Validation targets per finalist: the study's ``train.design_targets``."""
+def _targets(study: Study, targets: int | None) -> int:
+    """Validation targets per finalist: ``targets``, else the study's ``train.design_targets``."""
+    if targets is not None:
+        if targets < 1:
+            raise PvaeError(f"finalists: need >= 1 validation target each, not {targets}")
+        return targets
     return int(study.train_settings.get("design_targets") or DEFAULT_TARGETS)
 
 
@@ -49,6 +53,7 @@ def verify_finalists(
     lbm: LBMSettings | None = None,
     progress=None,
     device: str = "cpu",
+    targets: int | None = None,
 ) -> pd.DataFrame:
     """LBM-verified validation design success of the ``count`` best eligible trials.
 
@@ -64,6 +69,10 @@ def verify_finalists(
         Called with one line per finalist.
     device : str
         Where the models design and LBM verifies (``cpu``, ``cuda``).
+    targets : int, optional
+        Validation targets per finalist (default: the study's ``train.design_targets``).
+        With 4 targets, every finalist of the production study met all 4 in two runs,
+        so the check told them apart only with more.
 
     Returns
     -------
@@ -75,6 +84,7 @@ def verify_finalists(
     """
     if count < 1:
         raise PvaeError(f"finalists: need count >= 1, not {count}")
+    per_finalist = _targets(study, targets)
     board = leaderboard(study.trials, rule)
     finalists = board[board["eligible"]].head(count)
     rows = []
@@ -84,7 +94,7 @@ def verify_finalists(
             raise PvaeError(f"{study.root}: finalist {row.trial_id} has no checkpoint")
         loaded = load_model(checkpoint, device)
         store = open_dataset(loaded.dataset_path)
-        targets = dataset_targets(store, loaded.state["splits"]["val"], _targets(study))
+        targets = dataset_targets(store, loaded.state["splits"]["val"], per_finalist)
         pool = design_pool(loaded, store)
         critic, _ = find_critic(checkpoint, loaded, device=device)
         scores, solves = [], 0

@@ -81,10 +81,12 @@ def analyze(
     lbm: LBMSettings | None = None,
     progress=None,
     device: str = "cpu",
+    finalist_targets: int | None = None,
 ) -> dict:
     """Figures, leaderboard, importance and the production-model choice, into ``out``.
 
-    With ``finalists`` > 0 the best eligible trials first design validation targets,
+    With ``finalists`` > 0 the best eligible trials first design validation targets
+    (``finalist_targets`` each; default the study's ``train.design_targets``),
     verified by LBM (:func:`analysis.finalists.verify_finalists`, with ``lbm``,
     ``progress`` and ``device``), and the choice weighs that check
     (:func:`analysis.selection.choose`); an earlier check kept in the study folder is
@@ -104,7 +106,8 @@ def analyze(
     rule = rule or SelectionRule()
     out = check_out(out, overwrite)
     if finalists > 0:
-        study.finalists = verify_finalists(study, rule, finalists, lbm, progress, device)
+        study.finalists = verify_finalists(study, rule, finalists, lbm, progress, device,
+                                           finalist_targets)  # fmt: skip
     with atomic_directory(out, overwrite=overwrite) as tmp:
         try:
             choice = choose(study.trials, rule, study.finalists)

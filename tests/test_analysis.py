@@ -186,15 +186,15 @@ def test_analyze_checks_the_finalists_by_lbm_and_export_follows(study_dir, tmp_p
     study = tmp_path / "study"
     shutil.copytree(study_dir, study)  # the checkpoints stay where the trials wrote them
     code, stdout, stderr = run_cli("analyze", study, "--out", tmp_path / "report",
-                                   "--max-steps", "3000")  # fmt: skip
+                                   "--max-steps", "3000", "--finalist-targets", "2")  # fmt: skip
     assert code == 0, stderr
     finalists = pd.read_parquet(study / "finalists.parquet")
     eligible = int(analysis.load_study(study).trials["status"].eq("completed").sum())
     assert len(finalists) == min(3, eligible)
     assert list(finalists["rank"]) == list(range(1, len(finalists) + 1))
-    assert (finalists["targets"] == 1).all()  # train.design_targets of the study
-    assert finalists["verified_design_success"].isin([0.0, 1.0]).all()
-    assert finalists["lbm_solves"].between(1, 2).all()  # at most 2 per target
+    assert (finalists["targets"] == 2).all()  # --finalist-targets, not the study's 1
+    assert finalists["verified_design_success"].isin([0.0, 0.5, 1.0]).all()
+    assert finalists["lbm_solves"].between(2, 4).all()  # 1 or 2 per target
     assert "validation designs verified by LBM" in stdout
     choice = json.loads((tmp_path / "report" / "choice.json").read_text())
     assert "LBM checked the validation designs" in choice["reason"]

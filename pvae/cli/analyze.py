@@ -19,6 +19,11 @@ def register(commands) -> None:
         help="best eligible trials whose validation designs LBM verifies before the choice "
         "(default: 3 when the study measured validation design success, else 0)",
     )  # fmt: skip
+    analyze.add_argument(
+        "--finalist-targets", type=int, default=None,
+        help="validation targets each finalist designs (default: the study's "
+        "train.design_targets)",
+    )  # fmt: skip
     add_lbm(analyze)
     _add_rule(analyze)
     analyze.set_defaults(run=run_analyze)
@@ -87,7 +92,7 @@ def run_analyze(args) -> None:
         count = DEFAULT_FINALISTS if study.train_settings.get("design_every") else 0
     device = str(resolve_device(args.device))
     result = analyze(study, out, _rule(args), args.overwrite, count, lbm_settings(args), print,
-                     device)  # fmt: skip
+                     device, args.finalist_targets)  # fmt: skip
     print(result["choice"]["reason"])
     print(f"report: {result['report']} ({len(result['figures'])} figures)")
 
