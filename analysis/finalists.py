@@ -94,11 +94,11 @@ def verify_finalists(
             raise PvaeError(f"{study.root}: finalist {row.trial_id} has no checkpoint")
         loaded = load_model(checkpoint, device)
         store = open_dataset(loaded.dataset_path)
-        targets = dataset_targets(store, loaded.state["splits"]["val"], per_finalist)
+        validation = dataset_targets(store, loaded.state["splits"]["val"], per_finalist)
         pool = design_pool(loaded, store)
         critic, _ = find_critic(checkpoint, loaded, device=device)
         scores, solves = [], 0
-        for _, target in targets:
+        for _, target in validation:
             table, _ = design(loaded, target, pool, FINALIST_SETTINGS, lbm, device, critic)
             scores.append(float(table["score"].iloc[0]) if len(table) else math.inf)
             solves += int(table["lbm_solves"].sum()) if len(table) else 0

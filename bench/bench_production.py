@@ -5,8 +5,8 @@ the exported model designs on held-out targets against the no-model baselines.
         --heldout bench/results/inverse-heldout-production.json --load-at-start 0.0 \
         [--name production_cpu]
 
-Reads the finished study (``study.json``, ``trials.parquet``), the choice of ``pvae
-analyze`` (``finalists.parquet`` in the study folder, ``analysis/choice.json``) and the
+Reads the finished study (``analysis.load_study``), the trial ``pvae export`` exports
+(``analysis.choose`` with the LBM check of the finalists kept in the study folder) and the
 held-out inverse-design result of the exported model (``bench/bench_inverse.py``); it runs
 nothing itself (``make production-model`` and ``make bench-inverse-heldout-production``
 do). ASHA's saving is counted in trial-epochs: what the study trained against every trial
@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, write_results  # noqa: E402
 
 from analysis.report import markdown_table  # noqa: E402
+from analysis.selection import choose  # noqa: E402
+from analysis.study import Study, load_study  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 BASELINES = {  # key in bench_inverse's sets -> label
@@ -41,16 +43,15 @@ SHOWN = ["trial_id", "status", "epochs", "best_val_objective", "best_val_r2_mean
 BAR = 0.95
 
 
-def study_figures(study: Path) -> dict:
-    """Wall time, trial counts and ASHA's saving of a finished study folder."""
-    record = json.loads((study / "study.json").read_text())
-    trials = pd.read_parquet(study / "trials.parquet")
+def study_figures(study: Study) -> dict:
+    """Wall time, trial counts and ASHA's saving of a finished study."""
+    record, trials = study.record, study.trials
     started, finished = (datetime.fromisoformat(record[k]) for k in ("started_at", "finished_at"))
     full = int(record["study"]["max_t"])
     epochs = int(trials["epochs"].sum())
     stopped = trials[trials["status"] == "stopped_early"]
     return {
-        "study": str(study),
+        "study": str(study.root),
         "status": record["status"],
         "git_commit": record["code"]["git_commit"],
         "hardware": record["hardware"],
@@ -67,12 +68,12 @@ def study_figures(study: Path) -> dict:
     }  # fmt: skip
 
 
-def choice_figures(study: Path) -> dict:
-    """The rule's choice with its reason, and the LBM check of the finalists."""
-    choice = json.loads((study / "analysis" / "choice.json").read_text())
-    finalists = study / "finalists.parquet"
-    checked = pd.read_parquet(finalists).to_dict("records") if finalists.is_file() else []
-    return {"trial_id": choice["trial_id"], "reason": choice["reason"], "finalists": checked}
+def choice_figures(study: Study) -> dict:
+    """The trial ``pvae export`` exports, with its reason and the LBM check of the
+    finalists."""
+    choice = choose(study.trials, finalists=study.finalists)
+    checked = [] if study.finalists is None else study.finalists.to_dict("records")
+    return {"trial_id": choice.trial_id, "reason": choice.reason, "finalists": checked}
 
 
 def heldout_figures(path: Path) -> dict:
@@ -157,16 +158,17 @@ def main() -> None:
                              "records none)")  # fmt: skip
     parser.add_argument("--name", default="production_cpu")
     args = parser.parse_args()
-    for path in (args.study / "study.json", args.study / "analysis" / "choice.json", args.heldout):
+    for path in (args.study / "study.json", args.heldout):
         if not path.is_file():
             sys.exit(f"error: {path}: missing (run make production-model and "
                      "make bench-inverse-heldout-production first)")  # fmt: skip
+    study = load_study(args.study)
     result = {
         "command": " ".join(["python", *sys.argv]),
         "load_at_start": args.load_at_start,
         "machine": {**machine(), "load_average_1min": args.load_at_start},
-        "study": study_figures(args.study),
-        "choice": choice_figures(args.study),
+        "study": study_figures(study),
+        "choice": choice_figures(study),
         "heldout": heldout_figures(args.heldout),
     }
     write_results(RESULTS, args.name, result, markdown(result))

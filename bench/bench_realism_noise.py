@@ -3,7 +3,7 @@
     python bench/bench_realism_noise.py --study runs/production-cpu [--trial ID]
         [--draws 16 256] [--seeds 12 2] [--name realism_noise]
 
-For each kept checkpoint of one trial (default: the trial ``pvae analyze`` chose), the
+For each kept checkpoint of one trial (default: the trial ``pvae export`` exports), the
 in-study realism (``Trainer.generation``: decoded recombinations of training encodings,
 ``train.generation_samples`` draws) is measured with ``--seeds`` different draw seeds per
 number of ``--draws``. The spread over seeds is what fresh draws each epoch added to the
@@ -14,16 +14,17 @@ every epoch (common random numbers). Nothing is timed. Writes ``results/NAME.{js
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, run_line, write_results  # noqa: E402
 
+from analysis.selection import choose  # noqa: E402
 from analysis.study import load_study  # noqa: E402
 from pvae.vae.config import experiment_from_dict  # noqa: E402
 from pvae.vae.train import Trainer, read_checkpoint  # noqa: E402
@@ -31,15 +32,16 @@ from pvae.vae.train import Trainer, read_checkpoint  # noqa: E402
 RESULTS = Path(__file__).parent / "results"
 
 
-def trial_checkpoints(study: Path, trial: str | None) -> tuple[str, list[Path]]:
-    """The trial (given, or the study's choice) and its kept ``trainer.pt`` files."""
+def trial_checkpoints(folder: Path, trial: str | None) -> tuple[pd.Series, list[Path]]:
+    """The trial's row (given, or the study's choice) and its kept ``trainer.pt`` files."""
+    study = load_study(folder)
     if trial is None:
-        trial = json.loads((study / "analysis" / "choice.json").read_text())["trial_id"]
-    trials = load_study(study).trials.set_index("trial_id")
-    if trial not in trials.index:
-        sys.exit(f"error: {study}: no trial {trial!r}")
-    folder = Path(trials.loc[trial, "best_checkpoint"]).parents[1]
-    return trial, sorted(folder.glob("checkpoint_*/trainer.pt"))
+        trial = choose(study.trials, finalists=study.finalists).trial_id
+    match = study.trials[study.trials["trial_id"].astype(str) == trial]
+    if match.empty:
+        sys.exit(f"error: {folder}: no trial {trial!r}")
+    row = match.iloc[0]
+    return row, sorted(Path(row["best_checkpoint"]).parents[1].glob("checkpoint_*/trainer.pt"))
 
 
 def realism_over_seeds(path: Path, draws: int, seeds: int) -> dict:
@@ -91,7 +93,8 @@ def main() -> None:
     if len(args.seeds) != len(args.draws) or min(args.seeds) < 2:
         sys.exit("error: --seeds: one count >= 2 per entry of --draws")
     torch.set_num_threads(1)
-    trial, checkpoints = trial_checkpoints(args.study, args.trial)
+    row, checkpoints = trial_checkpoints(args.study, args.trial)
+    trial = str(row["trial_id"])
     if not checkpoints:
         sys.exit(f"error: {args.study}: trial {trial} kept no checkpoint")
     rows = []
@@ -99,7 +102,7 @@ def main() -> None:
         for draws, seeds in zip(args.draws, args.seeds, strict=True):
             rows.append(realism_over_seeds(path, draws, seeds))
             print(f"epoch {rows[-1]['epoch']}, {draws} draws: sd {rows[-1]['sd']:.3f}", flush=True)
-    weight = read_checkpoint(checkpoints[0])["experiment"]["train"]["generation_weight"]
+    weight = float(row["train.generation_weight"])
     result = {"command": " ".join(["python", *sys.argv]), "machine": machine(),
               "study": str(args.study), "trial": trial, "generation_weight": weight,
               "rows": rows}  # fmt: skip
