@@ -80,7 +80,7 @@ production-model: $(STAMP)
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae tune --experiment experiments/production_cpu.yaml \
 		--out runs/production-cpu
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae analyze runs/production-cpu \
-		--out runs/production-cpu/analysis
+		--out runs/production-cpu/analysis --finalist-targets 12
 	$(VENV)/bin/pvae export runs/production-cpu --out models/production --prior-steps 10000
 
 bench-inverse-heldout-production: bench/data/companion-s8/manifest.parquet

@@ -11,6 +11,7 @@ data). The reason for the choice is written out in full.
 import operator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -129,8 +130,9 @@ def choose(
     """Apply the production-model rule, then the LBM check of the finalists if made.
 
     With ``finalists`` (:func:`analysis.finalists.verify_finalists`), the eligible
-    checked trial whose designs LBM verified most often is chosen: the rule's own
-    choice when it is among the best, else the best-ranked of them.
+    checked trial whose designs LBM verified most often is chosen; among equals, the one
+    whose designs came closest (smaller median verified score), then the rule's own
+    choice, then the best-ranked.
 
     Raises
     ------
@@ -175,27 +177,37 @@ def choose(
 
 
 def _verified_choice(chosen, eligible, finalists, lines) -> pd.Series:
-    """The eligible finalist whose designs LBM verified most often (the rule's ``chosen``
-    when it is among them), with the reason appended to ``lines``."""
+    """The eligible finalist whose designs LBM verified most often, ties broken by the
+    smaller median verified score (``verified_design_score``, tolerance units) and then
+    by rank (the rule's ``chosen`` first); the reason is appended to ``lines``."""
     ids = eligible["trial_id"].astype(str)
     checked = finalists[finalists["trial_id"].astype(str).isin(set(ids))]
     checked = checked[checked["verified_design_success"].notna()].sort_values("rank")
     if checked.empty:
         return chosen
-    best = checked["verified_design_success"].max()
-    top = checked.loc[checked["verified_design_success"] == best, "trial_id"].astype(str)
-    winner = str(chosen["trial_id"]) if str(chosen["trial_id"]) in set(top) else top.iloc[0]
+    if "verified_design_score" not in checked:  # a record from before the score was kept
+        checked = checked.assign(verified_design_score=np.nan)
+    ordered = checked.assign(
+        _chosen=checked["trial_id"].astype(str) != str(chosen["trial_id"]),
+        _score=checked["verified_design_score"].fillna(np.inf),
+    ).sort_values(["verified_design_success", "_score", "_chosen", "rank"],
+                  ascending=[False, True, True, True])  # fmt: skip
+    winner = str(ordered["trial_id"].iloc[0])
+    top = ordered[ordered["verified_design_success"] == ordered["verified_design_success"].iloc[0]]
     lines.append(
         f"LBM checked the validation designs of {len(checked)} finalists: "
         + ", ".join(
             f"{r.trial_id} {r.verified_design_success:.0%} of {r.targets}"
+            + (f" (median score {r.verified_design_score:.2f})"
+               if np.isfinite(r.verified_design_score) else "")  # fmt: skip
             for r in checked.itertuples()
         )
         + (
             "; the rule's choice designs as well as any."
             if winner == str(chosen["trial_id"])
-            else f"; trial {winner} designs best, so it is chosen over the rule's "
-            f"trial {chosen['trial_id']}."
+            else f"; trial {winner} designs best"
+            + (" (equal success, smaller median score)" if len(top) > 1 else "")
+            + f", so it is chosen over the rule's trial {chosen['trial_id']}."
         )
     )
     lines[0] = f"Trial {winner} is the production model."

@@ -164,14 +164,28 @@ def test_finalists_overrule_the_metric_only_when_they_design_better(study_dir):
     eligible = set(trials.loc[trials["status"] == "completed", "trial_id"])
     others = [t for t in trials["trial_id"] if t != plain.trial_id]
 
-    def checked(rates):
-        return pd.DataFrame({"trial_id": list(rates), "rank": range(1, len(rates) + 1),
-                             "targets": 2,
-                             "verified_design_success": list(rates.values())})  # fmt: skip
+    def checked(rates, scores=None):
+        table = pd.DataFrame({"trial_id": list(rates), "rank": range(1, len(rates) + 1),
+                              "targets": 2,
+                              "verified_design_success": list(rates.values())})  # fmt: skip
+        return table if scores is None else table.assign(verified_design_score=scores)
 
     # the rule's choice designs as well as any: it stays
     kept = analysis.choose(trials, finalists=checked({plain.trial_id: 0.5, others[0]: 0.5}))
     assert kept.trial_id == plain.trial_id and "as well as any" in kept.reason
+    kept = analysis.choose(trials, finalists=checked({plain.trial_id: 0.5, others[0]: 0.5},
+                                                     [0.8, 0.8]))  # fmt: skip
+    assert kept.trial_id == plain.trial_id
+    # equal success: the finalist whose designs came closer (median score) wins
+    rival = others[0]
+    both = trials.assign(status=trials["status"].where(trials["trial_id"] != rival, "completed"))
+    both = both[both["trial_id"].isin([plain.trial_id, rival])].copy()
+    both["best_val_objective"] = both["best_val_objective"].fillna(plain.row["best_val_objective"])
+    assert analysis.choose(both).trial_id == plain.trial_id
+    closer = analysis.choose(both, finalists=checked({plain.trial_id: 0.5, rival: 0.5},
+                                                     [0.9, 0.4]))  # fmt: skip
+    assert closer.trial_id == rival and "smaller median score" in closer.reason
+    assert "median score 0.40" in closer.reason
     for other in others:
         found = analysis.choose(trials, finalists=checked({plain.trial_id: 0.0, other: 1.0}))
         if other in eligible:  # an eligible trial that designs better is chosen, and says why
