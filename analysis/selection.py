@@ -170,7 +170,8 @@ def choose(
             + ", ".join(f"{c} = {chosen[c]}" for c in breaks)
             + "."
         )
-    lines.append(f"Chosen trial's {rule.metric}: {chosen[rule.metric]:.5g}.")
+    lines.append(f"The rule chooses trial {chosen['trial_id']}: {rule.metric} "
+                 f"{chosen[rule.metric]:.5g}.")
     if finalists is not None and len(finalists):
         chosen = _verified_choice(chosen, eligible, finalists, lines)
     return Choice(str(chosen["trial_id"]), chosen, " ".join(lines), board)
@@ -206,7 +207,8 @@ def _verified_choice(chosen, eligible, finalists, lines) -> pd.Series:
             "; the rule's choice designs as well as any."
             if winner == str(chosen["trial_id"])
             else f"; trial {winner} designs best"
-            + (" (equal success, smaller median score)" if len(top) > 1 else "")
+            + (f" (of the {len(top)} equally verified, the smallest median score, then the "
+               "best rank)" if len(top) > 1 else "")
             + f", so it is chosen over the rule's trial {chosen['trial_id']}."
         )
     )

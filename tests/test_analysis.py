@@ -184,7 +184,7 @@ def test_finalists_overrule_the_metric_only_when_they_design_better(study_dir):
     assert analysis.choose(both).trial_id == plain.trial_id
     closer = analysis.choose(both, finalists=checked({plain.trial_id: 0.5, rival: 0.5},
                                                      [0.9, 0.4]))  # fmt: skip
-    assert closer.trial_id == rival and "smaller median score" in closer.reason
+    assert closer.trial_id == rival and "the smallest median score" in closer.reason
     assert "median score 0.40" in closer.reason
     for other in others:
         found = analysis.choose(trials, finalists=checked({plain.trial_id: 0.0, other: 1.0}))

@@ -27,7 +27,9 @@ def test_demo_pipeline_end_to_end(trained_run, ray_cluster, tmp_path, capsys):
     else:
         line = f"target {row['id']}: {row['status']}"
     assert line in printed
-    splits = json.loads((out / "models" / "production" / "bundle.json").read_text())["splits"]
+    bundle = json.loads((out / "models" / "production" / "bundle.json").read_text())
+    assert f"trial {bundle['provenance']['trial_id']} (pvae analyze's choice)" in printed
+    splits = bundle["splits"]
     ids = pd.read_parquet(data / "manifest.parquet")["sample_id"]
     assert row["baseline_sample"] in set(ids.iloc[splits["train"]])  # lookup in training data
     assert (out / "models" / "production" / "critic.pt").is_file()  # the dataset's, exported
