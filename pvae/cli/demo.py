@@ -199,10 +199,10 @@ def summary_stage(demo: Demo) -> None:
     metrics, fidelity = demo.metrics, demo.metrics["fidelity"]
     recombined = metrics.get("recombinations")  # absent from an evaluation of before
     inverse = json.loads((demo.out / "inverse" / "summary.json").read_text())
-    exported = json.loads((demo.bundle / "bundle.json").read_text())
     rate = inverse["success_rate"]
     rows = [
-        ("exported model", f"trial {exported['provenance']['trial_id']} (pvae analyze's choice)"),
+        ("exported model",
+         f"trial {demo.loaded.state['provenance']['trial_id']} (pvae analyze's choice)"),
         (
             "best trial on the study metric",
             f"{best['trial_id']} (val_objective {best['val_objective']:.4f})" if best else "none",
