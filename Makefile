@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench bench-lbm bench-gpu bench-fidelity bench-inverse bench-inverse-heldout bench-inverse-heldout-production production-model bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
+.PHONY: test test-slow demo lint bench bench-lbm bench-gpu bench-fidelity surrogate-64 dataset-64 bench-inverse bench-inverse-heldout bench-inverse-heldout-production production-model bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -139,6 +139,31 @@ default-surrogate: bench/data/critic-s2026/manifest.parquet bench/data/critic-s2
 	$(VENV)/bin/pvae surrogate train --dataset data/default --dataset bench/data/critic-s2026 \
 		--dataset bench/data/critic-s2027 --out data/default/surrogate.pt --members 3 \
 		--epochs 150 --patience 40 --channels 8,16,32 --straight-pores --overwrite
+
+# the 64^3 path (issue 25): an LBM-labelled 64^3 training set of the default families (128 of each,
+# seed 64: about 20 min on 2 cores), the 64^3 surrogate trained on it (models/surrogate-64.pt),
+# and the 2000-sample 64^3 dataset that surrogate labels with LBM fallback and a 2% LBM check
+# (bench/data/build-64; report in bench/results/dataset_build_64.json). Each step resumes.
+LBM64 := bench/data/lbm64-s64
+$(LBM64)/.built: | $(STAMP)
+	set -e; for family in channels spheres foam; do \
+		test -f $(@D)/$$family/manifest.parquet || $(VENV)/bin/pvae data synth --family $$family \
+			--count 128 --size 64 --seed 64 --out $(@D)/$$family; \
+		RAY_AUTH_MODE=disabled $(VENV)/bin/pvae data label $(@D)/$$family; done
+	touch $@
+
+models/surrogate-64.pt: $(LBM64)/.built
+	$(VENV)/bin/pvae surrogate train --dataset $(LBM64)/channels --dataset $(LBM64)/spheres \
+		--dataset $(LBM64)/foam --out $@ --members 3 --epochs 150 --patience 40 \
+		--channels 8,16,32 --straight-pores --overwrite
+
+surrogate-64: models/surrogate-64.pt
+
+dataset-64: models/surrogate-64.pt
+	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae data build --count 2000 --size 64 --seed 12 \
+		--surrogate models/surrogate-64.pt --check-fraction 0.02 --out bench/data/build-64 --json \
+		> bench/results/dataset_build_64.json.tmp
+	mv bench/results/dataset_build_64.json.tmp bench/results/dataset_build_64.json
 
 # pins every package of the dev and mlflow extras, so either installs reproducibly
 constraints: $(VENV)/.mlflow

@@ -1,12 +1,17 @@
 """Training benchmark: speed of this pVAE vs. the research code's network, and accuracy.
 
-    python bench/bench_train.py [--dataset data/default] [--epochs 60] [--dataset-size N]
+    python bench/bench_train.py [--sizes 32 100] [--epochs 60] [--dataset-size N]
 
-Speed: training steps (forward, backward, AdamW) on the same batches of the dataset,
-batch 16, for this model (default ModelConfig) and for the reference network with the
-research code's published shape (bench/reference_pvae.py), in one run, on CPU.
-Accuracy: this model trained with --epochs on the first --dataset-size training
-samples, evaluated on the test split (R^2 per target, reconstruction porosity MAE).
+Speed, per cube side in ``--sizes``: training steps (forward, backward, AdamW) on one
+batch of 16 images (the dataset's own at its side, synthesized foam at other sides),
+for this model (default ModelConfig) and the network with the research code's published
+shape (bench/reference_pvae.py, VAE3D-like: 4 stride-2 convolutions, a 250-d flat
+latent), both in one run, on the same batch and threads, under each execution variant
+(float32, channels-last memory, bfloat16 autocast on a CPU with native bfloat16,
+torch.compile). A profile of one step of ours at the largest side says what bounds it.
+Accuracy: this model trained with --epochs on the first --dataset-size training samples
+of the dataset, evaluated on the test split, once in float32 and once with
+``train.amp_cpu`` (bfloat16 steps) when the CPU has native bfloat16.
 Writes bench/results/train.json and bench/results/train.md.
 """
 
@@ -17,68 +22,148 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import result_header, synchronize  # noqa: E402
+from machine import result_header, run_line, synchronize  # noqa: E402
 from reference_pvae import ReferencePVAE, flatten_share  # noqa: E402
 
+from pvae.data.microstructures.synthesize import synthesize_sample  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.vae.config import ModelConfig, experiment_from_dict  # noqa: E402
 from pvae.vae.evaluate import evaluate  # noqa: E402
-from pvae.vae.inference import autocast  # noqa: E402
+from pvae.vae.inference import autocast, cpu_bfloat16_native  # noqa: E402
 from pvae.vae.losses import pvae_loss  # noqa: E402
 from pvae.vae.model import PVAE  # noqa: E402
 from pvae.vae.runs import train_run  # noqa: E402
 
+VARIANTS = {  # execution variant -> steps_per_second options
+    "float32": {},
+    "channels-last": {"channels_last": True},
+    "bf16 autocast": {"bf16": True},
+    "bf16 autocast + channels-last": {"bf16": True, "channels_last": True},
+    "torch.compile": {"compile": True},
+}
 
-def steps_per_second(model, batches, targets, bf16: bool = False) -> float:
-    """Samples per second of training steps over ``batches`` (after one warm-up step);
-    ``bf16``: forward under bfloat16 autocast on CUDA, as ``train.amp`` does."""
+
+def steps_per_second(
+    model,
+    batches,
+    targets,
+    bf16: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> float:
+    """Samples per second of training steps over ``batches`` (after two warm-up steps).
+
+    ``bf16``: forward under bfloat16 autocast (CUDA, or a CPU with native bfloat16, as
+    ``train.amp`` and ``train.amp_cpu`` do); ``channels_last``: model and images in the
+    channels-last 3D memory format; ``compile``: the forward through ``torch.compile``.
+    """
+    device = batches[0].device
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+        batches = [x.to(memory_format=torch.channels_last_3d) for x in batches]
+    forward = torch.compile(model) if compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
-    device = batches[0].device
 
     def step(x):
-        with autocast(device, bf16):
-            out = model(x)
+        with autocast(device, bf16, cpu=bf16):
+            out = forward(x)
             loss = pvae_loss(out, x, targets[: len(x)], beta=1.0, gamma=1.0).total
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    step(batches[0])
-    synchronize(device)
-    start = time.perf_counter()
-    for x in batches[1:]:
+    for x in batches[:2]:
         step(x)
     synchronize(device)
-    return sum(len(x) for x in batches[1:]) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for x in batches[2:]:
+        step(x)
+    synchronize(device)
+    return sum(len(x) for x in batches[2:]) / (time.perf_counter() - start)
 
 
-def speed(store, batch_size: int, steps: int) -> dict:
-    images = torch.from_numpy(store.images(range(batch_size * (steps + 1)))).float()[:, None]
-    batches = list(images.split(batch_size))
+def speed_batch(store, side: int, batch_size: int) -> torch.Tensor:
+    """One batch (B, 1, S, S, S) of pore images: the dataset's first ones at its own side,
+    else foam samples synthesized at side S (seed 0)."""
+    if tuple(store.shape) == (side,) * 3:
+        images = store.images(range(batch_size))
+    else:
+        images = np.stack(
+            [synthesize_sample("foam", (side,) * 3, 0, i)[0] for i in range(batch_size)]
+        )
+    return torch.from_numpy(images).float()[:, None]
+
+
+def speed(store, side: int, batch_size: int, steps: int, variants) -> dict:
+    """Samples/s of ours and of the reference at cube side ``side``, per variant."""
+    batch = speed_batch(store, side, batch_size)
+    batches = [batch] * (steps + 2)
     targets = torch.zeros(batch_size, 4)
-    torch.manual_seed(0)
-    ours = PVAE(ModelConfig(), store.shape)
-    reference = ReferencePVAE(store.shape[0])
-    result = {
+    rows = []
+    for variant in variants:
+        if "bf16" in variant and not cpu_bfloat16_native():
+            continue
+        row = {"variant": variant}
+        for name, make in (("ours", lambda: PVAE(ModelConfig(), (side,) * 3)),
+                           ("reference", lambda: ReferencePVAE(side))):  # fmt: skip
+            torch.manual_seed(0)
+            row[f"{name}_samples_per_s"] = steps_per_second(make(), batches, targets,
+                                                            **VARIANTS[variant])  # fmt: skip
+        rows.append(row)
+        print(
+            f"speed {side}^3, {variant}: ours {row['ours_samples_per_s']:.2f} samples/s, "
+            f"reference {row['reference_samples_per_s']:.2f}",
+            flush=True,
+        )
+    ours = PVAE(ModelConfig(), (side,) * 3)
+    return {
+        "side": side,
         "batch_size": batch_size,
         "steps": steps,
-        "ours_samples_per_s": steps_per_second(ours, batches, targets),
-        "reference_samples_per_s": steps_per_second(reference, batches, targets),
+        "images": "dataset" if tuple(store.shape) == (side,) * 3 else "foam (synthesized)",
         "ours_parameters": ours.parameter_counts()["total"],
-        "reference_parameters": reference.parameter_count(),
-        "reference_flatten_share_at_208": flatten_share(208),
-        "ours_flatten_share_at_200": PVAE(ModelConfig(), (200,) * 3).parameter_counts()[
-            "flatten_layers"
-        ]
-        / PVAE(ModelConfig(), (200,) * 3).parameter_counts()["total"],
+        "reference_parameters": ReferencePVAE(side).parameter_count(),
+        "rows": rows,
     }
-    result["speedup"] = result["ours_samples_per_s"] / result["reference_samples_per_s"]
-    return result
+
+
+def profile_step(x: torch.Tensor, bf16: bool, top: int = 8) -> dict:
+    """Where one training step of ours on the batch ``x`` (B, 1, S, S, S) spends its CPU
+    time: the share of convolutions (forward and backward) and the largest operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = PVAE(ModelConfig(), x.shape[2:])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    targets = torch.zeros(len(x), 4)
+
+    def step():
+        with autocast(torch.device("cpu"), bf16, cpu=bf16):
+            loss = pvae_loss(model(x), x, targets, beta=1.0, gamma=1.0).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    conv = ("convolution", "conv3d", "conv_transpose")
+    conv_time = sum(e.self_cpu_time_total for e in events if any(c in e.key for c in conv))
+    largest = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return {
+        "side": int(x.shape[-1]),
+        "bf16": bf16,
+        "step_s": total / 1e6,
+        "convolution_share": conv_time / total,
+        "largest": [{"op": e.key, "share": e.self_cpu_time_total / total} for e in largest],
+    }
 
 
 def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: dict, keep) -> dict:
@@ -111,73 +196,113 @@ def accuracy(dataset: Path, epochs: int, size: int | None, model: dict, train: d
     }
 
 
+def speed_lines(s: dict) -> list[str]:
+    """Markdown table of one side's speed rows."""
+    fp32 = next(r for r in s["rows"] if r["variant"] == "float32")["reference_samples_per_s"]
+    lines = [
+        f"\n### {s['side']}^3, batch {s['batch_size']} ({s['images']}; "
+        f"{s['ours_parameters']:,} parameters ours, {s['reference_parameters']:,} reference)\n",
+        "| variant | ours samples/s | reference samples/s | ours / reference, same variant "
+        "| ours / reference in float32 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in s["rows"]:
+        ours, ref = r["ours_samples_per_s"], r["reference_samples_per_s"]
+        lines.append(
+            f"| {r['variant']} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f}x | {ours / fp32:.2f}x |"
+        )
+    return lines
+
+
+def profile_lines(p: dict) -> list[str]:
+    """Markdown of one profiled step."""
+    ops = ", ".join(f"`{o['op']}` {o['share']:.0%}" for o in p["largest"])
+    return [
+        f"\nOne step of ours at {p['side']}^3 ({'bf16 autocast' if p['bf16'] else 'float32'}, "
+        f"profiled, {p['step_s']:.2f} s of CPU time): convolutions (forward and backward) "
+        f"{p['convolution_share']:.0%}, the rest elementwise and copies. Largest: {ops}."
+    ]
+
+
+def accuracy_lines(runs: dict) -> list[str]:
+    """Markdown table of the accuracy runs, one column per precision."""
+    names = list(runs)
+    first = runs[names[0]]
+    lines = [
+        "\n## Accuracy\n",
+        "| test metric | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for k, v in first["test"]["r2"].items():
+        if v is not None:
+            values = " | ".join(f"{runs[n]['test']['r2'][k]:.4f}" for n in names)
+            lines.append(f"| R^2 {k} | {values} |")
+    for label, key in (("reconstruction porosity MAE", "porosity_mae"), ("Dice (pore)", "dice")):
+        values = " | ".join(f"{runs[n]['test'][key]:.4f}" for n in names)
+        lines.append(f"| {label} | {values} |")
+    seconds = " | ".join(f"{runs[n]['train_seconds']:.0f}" for n in names)
+    lines.append(f"| training time, s | {seconds} |")
+    lines.append(
+        f"\nTrained {first['config']['train']['epochs']} epochs on {first['dataset_size']} "
+        "samples of the dataset."
+    )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dataset", type=Path, default=Path(__file__).parents[1] / "data" / "default"
     )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 100])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--speed-steps", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--dataset-size", type=int)
-    parser.add_argument("--speed-steps", type=int, default=6)
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--gamma", type=float, default=1.0)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument(
-        "--keep", type=Path, help="keep the trained run here (for bench_inverse.py)"
+        "--keep", type=Path, help="keep the float32 trained run here (for bench_inverse.py)"
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     store = open_dataset(args.dataset)
-    result = {
-        **result_header(args.dataset, store),
-    }
+    result = result_header(args.dataset, store)
+    lines = [f"# Training benchmark\n\n{run_line(result)} Dataset {store.fingerprint}."]
     if not args.skip_speed:
-        result["speed"] = speed(store, 16, args.speed_steps)
-        s = result["speed"]
-        print(
-            f"speed: ours {s['ours_samples_per_s']:.1f} samples/s, reference "
-            f"{s['reference_samples_per_s']:.1f} samples/s ({s['speedup']:.2f}x)"
+        result["speed"] = [
+            speed(store, side, 16, args.speed_steps, args.variants) for side in args.sizes
+        ]
+        bf16 = cpu_bfloat16_native() and "bf16 autocast" in args.variants
+        result["profile"] = profile_step(speed_batch(store, max(args.sizes), 16), bf16)
+        lines += ["\n## Speed (training steps, forward + backward + AdamW)"]
+        for s in result["speed"]:
+            lines += speed_lines(s)
+        lines += profile_lines(result["profile"])
+        lines.append(
+            f"\nFlatten layers hold {flatten_share(208):.0%} of the reference's parameters at "
+            "208^3."
         )
-    model = {"latent_dim": args.latent_dim, "base_channels": args.base_channels}
-    train = {"lr": args.lr, "beta": args.beta, "gamma": args.gamma}
-    result["accuracy"] = accuracy(
-        args.dataset, args.epochs, args.dataset_size, model, train, args.keep
-    )
-    test = result["accuracy"]["test"]
-    print(
-        f"accuracy at dataset size {result['accuracy']['dataset_size']}: R^2 {test['r2']}, "
-        f"porosity MAE {test['porosity_mae']:.4f}"
-    )
+    if not args.skip_accuracy:
+        model = {"latent_dim": args.latent_dim, "base_channels": args.base_channels}
+        train = {"lr": args.lr, "beta": args.beta, "gamma": args.gamma}
+        precisions = {"float32": False, **({"bf16 steps": True} if cpu_bfloat16_native() else {})}
+        result["accuracy"] = {
+            name: accuracy(args.dataset, args.epochs, args.dataset_size, model,
+                           {**train, "amp_cpu": amp_cpu}, args.keep if not amp_cpu else None)
+            for name, amp_cpu in precisions.items()
+        }  # fmt: skip
+        for name, acc in result["accuracy"].items():
+            print(f"accuracy ({name}): R^2 {acc['test']['r2']}, "
+                  f"porosity MAE {acc['test']['porosity_mae']:.4f}")  # fmt: skip
+        lines += accuracy_lines(result["accuracy"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        f"# Training benchmark\n\n`{result['command']}` on {result['machine']['cpu']} "
-        f"({result['machine']['cores']} cores), dataset {store.shape} ({store.fingerprint}).\n"
-    ]
-    if "speed" in result:
-        s = result["speed"]
-        ours, ref = s["ours_samples_per_s"], s["reference_samples_per_s"]
-        lines += [
-            "| model | parameters | training samples/s (batch 16) |",
-            "|---|---:|---:|",
-            f"| this pVAE | {s['ours_parameters']:,} | {ours:.1f} |",
-            f"| research-code shape | {s['reference_parameters']:,} | {ref:.1f} |",
-            f"\nSpeed-up {s['speedup']:.2f}x. Flatten layers hold "
-            f"{s['reference_flatten_share_at_208']:.0%} of the reference's parameters at 208^3 "
-            f"and {s['ours_flatten_share_at_200']:.1%} of ours at 200^3.\n",
-        ]
-    acc = result["accuracy"]
-    lines += ["| test metric | value |", "|---|---:|"]
-    lines += [f"| R^2 {k} | {v:.4f} |" for k, v in test["r2"].items() if v is not None]
-    lines += [
-        f"| reconstruction porosity MAE | {test['porosity_mae']:.4f} |",
-        f"| Dice (pore) | {test['dice']:.4f} |",
-        f"\nTrained {acc['config']['train']['epochs']} epochs on {acc['dataset_size']} samples "
-        f"in {acc['train_seconds']:.0f} s.",
-    ]
     (args.out / "train.md").write_text("\n".join(lines) + "\n")
 
 

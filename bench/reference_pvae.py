@@ -13,11 +13,19 @@ LATENT = 250
 
 
 class ReferencePVAE(nn.Module):
-    """Research-code-shaped pVAE for a cubic input of side ``side`` (divisible by 16)."""
+    """Research-code-shaped pVAE for a cubic input of side ``side`` (at least 16).
+
+    Each Conv3d (kernel 4, stride 2, padding 1) takes a side n to floor(n / 2); each
+    ConvTranspose3d doubles it, with an output padding of 1 where the encoder's side was
+    odd, so that the logits have the input's shape at any side (100 -> 6 -> 100).
+    """
 
     def __init__(self, side: int, n_targets: int = 4):
         super().__init__()
-        self.small = side // 16
+        sides = [side]
+        for _ in CHANNELS:
+            sides.append(sides[-1] // 2)
+        self.small = sides[-1]
         flat = CHANNELS[-1] * self.small**3
         layers, c_in = [], 1
         for c in CHANNELS:
@@ -28,8 +36,11 @@ class ReferencePVAE(nn.Module):
         self.logvar = nn.Linear(flat, LATENT)
         self.expand = nn.Linear(LATENT, flat)
         ups, chans = [], (*CHANNELS[::-1], 1)
-        for c_from, c_to in zip(chans[:-1], chans[1:], strict=True):
-            ups += [nn.ConvTranspose3d(c_from, c_to, 4, stride=2, padding=1)]
+        for c_from, c_to, n_in, n_out in zip(
+            chans[:-1], chans[1:], sides[::-1][:-1], sides[::-1][1:], strict=True
+        ):
+            extra = n_out - 2 * n_in  # 1 where the encoder halved an odd side
+            ups += [nn.ConvTranspose3d(c_from, c_to, 4, stride=2, padding=1, output_padding=extra)]
             ups += [nn.BatchNorm3d(c_to), nn.ReLU()] if c_to != 1 else []
         self.decoder = nn.Sequential(*ups)
         self.regressor = nn.Sequential(nn.Linear(LATENT, 128), nn.ReLU(), nn.Linear(128, n_targets))

@@ -54,23 +54,25 @@ def _data(d):
 
 def _train(d):
     rows = []
-    if "speed" in d:
-        s = d["speed"]
-        rows.append(
-            (
-                "training speed vs. research-code network (batch 16)",
-                f"{s['ours_samples_per_s']:.1f} vs {s['reference_samples_per_s']:.1f} samples/s "
-                f"({s['speedup']:.1f}x)",
-            )
-        )
-    a = d["accuracy"]
-    r2 = ", ".join(f"{k} {v:.3f}" for k, v in a["test"]["r2"].items() if v is not None)
-    rows.append(
-        (
-            f"test accuracy ({a['config']['train']['epochs']} epochs, {a['dataset_size']} samples)",
+    for s in d.get("speed", []):
+        fp32 = next(r for r in s["rows"] if r["variant"] == "float32")
+        best = max(s["rows"], key=lambda r: r["ours_samples_per_s"])
+        rows.append((
+            f"training speed vs. research-code network at {s['side']}^3 (batch "
+            f"{s['batch_size']})",
+            f"float32 {fp32['ours_samples_per_s']:.1f} vs {fp32['reference_samples_per_s']:.1f} "
+            f"samples/s ({fp32['ours_samples_per_s'] / fp32['reference_samples_per_s']:.1f}x); "
+            f"ours with {best['variant']} {best['ours_samples_per_s']:.1f} samples/s "
+            f"({best['ours_samples_per_s'] / fp32['reference_samples_per_s']:.1f}x the reference "
+            "in float32)",
+        ))  # fmt: skip
+    for name, a in d.get("accuracy", {}).items():
+        r2 = ", ".join(f"{k} {v:.3f}" for k, v in a["test"]["r2"].items() if v is not None)
+        rows.append((
+            f"test accuracy, {name} ({a['config']['train']['epochs']} epochs, "
+            f"{a['dataset_size']} samples)",
             f"R^2 {r2}; recon porosity MAE {a['test']['porosity_mae']:.4f}",
-        )
-    )
+        ))  # fmt: skip
     return rows
 
 
@@ -274,6 +276,7 @@ EXTRACTORS = {
     "fidelity": _fidelity,
     "generation": _generation,
     "dataset_build": _dataset_build,
+    "dataset_build_64": _dataset_build,
     "domain": _domain,
     "dataset_size": _dataset_size,
     "dataset_size_flat": _dataset_size,

@@ -7,6 +7,7 @@ import torch
 
 from pvae.core.errors import PvaeError
 from pvae.vae.config import ModelConfig
+from pvae.vae.inference import autocast, cpu_bfloat16_native
 from pvae.vae.losses import kl_per_sample, masked_mse, pvae_loss, reconstruction_bce
 from pvae.vae.model import PVAE, default_depth, latent_grid, stage_shapes
 
@@ -148,3 +149,14 @@ def test_all_targets_unknown_gives_zero_regression_loss():
     loss = masked_mse(pred, torch.full((3, 2), float("nan")))
     loss.backward()
     assert loss.item() == 0 and torch.equal(pred.grad, torch.zeros(3, 2))
+
+
+def test_cpu_bfloat16_autocast_only_where_asked_and_native():
+    conv = torch.nn.Conv3d(1, 2, 3)
+    x = torch.rand(1, 1, 6, 6, 6)
+    cpu = torch.device("cpu")
+    with autocast(cpu, True):  # train.amp alone: CUDA only
+        assert conv(x).dtype == torch.float32
+    with autocast(cpu, False, cpu=True):  # train.amp_cpu
+        expected = torch.bfloat16 if cpu_bfloat16_native() else torch.float32
+        assert conv(x).dtype == expected

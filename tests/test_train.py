@@ -179,3 +179,10 @@ def test_bad_experiment_files(tmp_path):
     bad.write_text("[1, 2")
     with pytest.raises(PvaeError, match="not valid YAML"):
         load_experiment(bad)
+
+
+def test_bfloat16_steps_on_cpu_train_to_a_finite_loss(labelled):
+    """``train.amp_cpu``: bfloat16 training steps where the CPU has them, float32
+    validation; the run completes with finite losses either way."""
+    history = list(Trainer(config(amp_cpu=True), labelled).run())
+    assert all(np.isfinite(m["train_loss"]) and np.isfinite(m["val_objective"]) for m in history)

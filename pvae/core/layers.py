@@ -10,19 +10,37 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def periodic_pad(x: torch.Tensor) -> torch.Tensor:
-    """Wrap one voxel around each side of (B, C, D, H, W) -> (B, C, D+2, H+2, W+2).
+class _PeriodicPad(torch.autograd.Function):
+    """Circular padding by one voxel whose backward folds the halo back in place.
 
-    With gradients: concatenation of slices, on CPU about twice as fast to train
-    through as ``F.pad(mode="circular")`` (whose backward fills and adds many
-    buffers). Without: ``F.pad``, one allocation instead of three.
+    ``F.pad(mode="circular")`` and slice concatenation both build their gradient from
+    many zero-filled full-size buffers; folding the six faces of the incoming gradient
+    onto a copy of its interior costs one copy and face-sized additions (on CPU, about
+    5x faster to train through at 8 x 16 x 50^3).
     """
-    if not torch.is_grad_enabled():
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x, (1, 1, 1, 1, 1, 1), mode="circular")
-    for dim in (2, 3, 4):
-        n = x.shape[dim]
-        x = torch.cat([x.narrow(dim, n - 1, 1), x, x.narrow(dim, 0, 1)], dim)
-    return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # (B, C, D+2, H+2, W+2) -> (B, C, D, H, W)
+        d = grad.shape[2] - 2
+        folded = grad.narrow(2, 1, d).clone()  # (B, C, D, H+2, W+2)
+        folded[:, :, 0] += grad[:, :, d + 1]
+        folded[:, :, -1] += grad[:, :, 0]
+        for dim in (3, 4):  # halo rows (edges and corners included) onto the rows they copy
+            n = folded.shape[dim] - 2
+            folded.narrow(dim, 1, 1).add_(folded.narrow(dim, n + 1, 1))
+            folded.narrow(dim, n, 1).add_(folded.narrow(dim, 0, 1))
+        return folded[:, :, :, 1:-1, 1:-1]
+
+
+def periodic_pad(x: torch.Tensor) -> torch.Tensor:
+    """Wrap one voxel around each side of (B, C, D, H, W) -> (B, C, D+2, H+2, W+2)."""
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return F.pad(x, (1, 1, 1, 1, 1, 1), mode="circular")
+    return _PeriodicPad.apply(x)
 
 
 def group_norm(channels: int, groups: int = 1) -> nn.GroupNorm:
@@ -63,9 +81,10 @@ class UpConv(nn.ConvTranspose3d):
     """Learned x2 upsampling: 4x4x4 transposed convolution of stride 2, (n) -> (2n).
 
     With circular padding the input is wrapped by one voxel and the transposed
-    convolution's output cropped back to 2n per side, which equals the transposed
-    convolution of the infinite periodic signal: a shift of the input by one voxel
-    shifts the output by exactly two.
+    convolution's output cropped back to 2n per side (its ``padding=3``, which drops
+    three voxels at each end without a slice to differentiate), which equals the
+    transposed convolution of the infinite periodic signal: a shift of the input by one
+    voxel shifts the output by exactly two.
     """
 
     def __init__(self, c_in: int, c_out: int, padding: str = "circular", bias: bool = True):
@@ -75,9 +94,7 @@ class UpConv(nn.ConvTranspose3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, d, h, w) -> (B, C', 2d, 2h, 2w)
         if not self.periodic:
             return F.conv_transpose3d(x, self.weight, self.bias, stride=2, padding=1)
-        d, h, w = x.shape[2:]
-        full = F.conv_transpose3d(periodic_pad(x), self.weight, self.bias, stride=2)
-        return full[..., 3 : 3 + 2 * d, 3 : 3 + 2 * h, 3 : 3 + 2 * w]
+        return F.conv_transpose3d(periodic_pad(x), self.weight, self.bias, stride=2, padding=3)
 
 
 class ResBlock(nn.Module):

@@ -102,10 +102,18 @@ def smooth_each(logits: torch.Tensor, sigmas: np.ndarray) -> torch.Tensor:
     return out
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on CUDA when enabled; a no-op elsewhere."""
+def cpu_bfloat16_native() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles)."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def autocast(device: torch.device, enabled: bool, cpu: bool = False):
+    """bfloat16 autocast on CUDA when ``enabled``; on CPU when ``cpu`` and the CPU
+    computes bfloat16 natively (:func:`cpu_bfloat16_native`); a no-op elsewhere."""
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu and device.type == "cpu" and cpu_bfloat16_native():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

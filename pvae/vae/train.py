@@ -173,7 +173,7 @@ class Trainer:
         cfg = self.config.train
         for batch in self._loader(self.train_indices, True, cfg.augment, epoch, cfg.epoch_samples):
             x, y = batch_tensors(batch, self.normalizer, self.device)  # (B, 1, D, H, W), (B, T)
-            with autocast(self.device, self.config.train.amp):
+            with autocast(self.device, cfg.amp, cfg.amp_cpu):
                 parts = pvae_loss(self.model(x), x, y, beta, gamma)
             if not torch.isfinite(parts.total):
                 return {"status": "diverged"}
