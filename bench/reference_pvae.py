@@ -1,49 +1,60 @@
-"""Baseline: a pVAE with the research code's published shape (CNN-pVAE, CMAME 2025).
+"""Baseline: the research code's VAE3D (CNN-pVAE, Nguyen, Heider, Kochmann, Aldakheel,
+CMAME 2025), rebuilt from its published architecture for benchmarks.
 
-Encoder: 4 stride-2 Conv3d layers with 48/48/192/128 channels, flatten -> Linear to
-(mu, logvar) of a 250-dim latent; decoder mirrored (Linear -> 4 ConvTranspose3d);
-regressor MLP on mu. Used only by benchmarks, as the reference for speed.
+Encoder: 4 Conv3d layers (kernel 3, stride 2, padding 1) with 48/48/192/128 channels, each
+followed by Dropout3d(0.2) and ReLU; flatten -> Linear to (mu, logvar) of a 250-d latent.
+Decoder: Linear + ReLU -> the last encoder shape -> 4 ConvTranspose3d layers (kernel 3,
+stride 2, padding 1; output padding where the encoder's side was even, as the research code
+sets it for 100^3) with Dropout3d and ReLU between them -> logits. Regressor: MLP
+16-16-4 (ReLU, dropout 0.1) on mu. Zero padding and no normalisation, as published. Used
+only by benchmarks, as the reference for speed.
 """
+
+import math
 
 import torch
 from torch import nn
 
 CHANNELS = (48, 48, 192, 128)
 LATENT = 250
+DROPOUT = 0.2
 
 
 class ReferencePVAE(nn.Module):
-    """Research-code-shaped pVAE for a cubic input of side ``side`` (at least 16).
+    """The research code's VAE3D for a cubic input of side ``side`` (at least 16).
 
-    Each Conv3d (kernel 4, stride 2, padding 1) takes a side n to floor(n / 2); each
-    ConvTranspose3d doubles it, with an output padding of 1 where the encoder's side was
-    odd, so that the logits have the input's shape at any side (100 -> 6 -> 100).
+    Each Conv3d takes a side n to ceil(n / 2); each ConvTranspose3d takes n to 2n - 1,
+    plus an output padding of 1 where the encoder halved an even side, so that the
+    logits have the input's shape (100 -> 7 -> 100).
     """
 
     def __init__(self, side: int, n_targets: int = 4):
         super().__init__()
         sides = [side]
         for _ in CHANNELS:
-            sides.append(sides[-1] // 2)
+            sides.append(math.ceil(sides[-1] / 2))
         self.small = sides[-1]
         flat = CHANNELS[-1] * self.small**3
         layers, c_in = [], 1
         for c in CHANNELS:
-            layers += [nn.Conv3d(c_in, c, 4, stride=2, padding=1), nn.BatchNorm3d(c), nn.ReLU()]
+            layers += [nn.Conv3d(c_in, c, 3, stride=2, padding=1), nn.Dropout3d(DROPOUT), nn.ReLU()]
             c_in = c
         self.encoder = nn.Sequential(*layers, nn.Flatten())
         self.mu = nn.Linear(flat, LATENT)
         self.logvar = nn.Linear(flat, LATENT)
-        self.expand = nn.Linear(LATENT, flat)
+        self.expand = nn.Sequential(nn.Linear(LATENT, flat), nn.ReLU())
         ups, chans = [], (*CHANNELS[::-1], 1)
         for c_from, c_to, n_in, n_out in zip(
             chans[:-1], chans[1:], sides[::-1][:-1], sides[::-1][1:], strict=True
         ):
-            extra = n_out - 2 * n_in  # 1 where the encoder halved an odd side
-            ups += [nn.ConvTranspose3d(c_from, c_to, 4, stride=2, padding=1, output_padding=extra)]
-            ups += [nn.BatchNorm3d(c_to), nn.ReLU()] if c_to != 1 else []
+            extra = n_out - (2 * n_in - 1)  # 1 where the encoder halved an even side
+            ups += [nn.ConvTranspose3d(c_from, c_to, 3, stride=2, padding=1, output_padding=extra)]
+            ups += [nn.Dropout3d(DROPOUT), nn.ReLU()] if c_to != 1 else []
         self.decoder = nn.Sequential(*ups)
-        self.regressor = nn.Sequential(nn.Linear(LATENT, 128), nn.ReLU(), nn.Linear(128, n_targets))
+        widths, layers = (LATENT, 16, 16), []
+        for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(w_in, w_out), nn.ReLU(), nn.Dropout(0.1)]
+        self.regressor = nn.Sequential(*layers, nn.Linear(widths[-1], n_targets))
 
     def forward(self, x: torch.Tensor) -> dict:
         h = self.encoder(x)
@@ -65,5 +76,5 @@ class ReferencePVAE(nn.Module):
 def flatten_share(side: int) -> float:
     """Share of the reference's parameters in its flatten layers at cube side ``side``."""
     model = ReferencePVAE(side)
-    flat = sum(m.weight.numel() for m in (model.mu, model.logvar, model.expand))
+    flat = sum(m.weight.numel() for m in (model.mu, model.logvar, model.expand[0]))
     return flat / model.parameter_count()

@@ -24,7 +24,8 @@ class _PeriodicPad(torch.autograd.Function):
         return F.pad(x, (1, 1, 1, 1, 1, 1), mode="circular")
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # (B, C, D+2, H+2, W+2) -> (B, C, D, H, W)
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        """(B, C, D+2, H+2, W+2) -> (B, C, D, H, W): each halo voxel adds to the one it copies."""
         d = grad.shape[2] - 2
         folded = grad.narrow(2, 1, d).clone()  # (B, C, D, H+2, W+2)
         folded[:, :, 0] += grad[:, :, d + 1]
@@ -37,8 +38,12 @@ class _PeriodicPad(torch.autograd.Function):
 
 
 def periodic_pad(x: torch.Tensor) -> torch.Tensor:
-    """Wrap one voxel around each side of (B, C, D, H, W) -> (B, C, D+2, H+2, W+2)."""
-    if not torch.is_grad_enabled() or not x.requires_grad:
+    """Wrap one voxel around each side of (B, C, D, H, W) -> (B, C, D+2, H+2, W+2).
+
+    Plain ``F.pad`` when no gradient flows or while TorchScript traces (which cannot
+    record a Python autograd function); :class:`_PeriodicPad` otherwise.
+    """
+    if not torch.is_grad_enabled() or not x.requires_grad or torch.jit.is_tracing():
         return F.pad(x, (1, 1, 1, 1, 1, 1), mode="circular")
     return _PeriodicPad.apply(x)
 
