@@ -49,6 +49,26 @@ VARIANTS = {  # execution variant -> steps_per_second options
 }
 
 
+def training_step(model, targets, bf16: bool = False, forward=None):
+    """A function ``step(x)`` that runs one training step of ``model`` (AdamW) on the batch
+    ``x`` (B, 1, D, H, W): the pVAE loss against ``targets`` (B, T), the forward under
+    bfloat16 autocast when ``bf16`` (CUDA, or a CPU with native bfloat16, as ``train.amp``
+    and ``train.amp_cpu`` do), through ``forward`` (e.g. a compiled model) if given."""
+    forward = model if forward is None else forward
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step(x):
+        with autocast(x.device, bf16, cpu=bf16):
+            out = forward(x)
+            loss = pvae_loss(out, x, targets[: len(x)], beta=1.0, gamma=1.0).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def steps_per_second(
     model,
     batches,
@@ -59,8 +79,7 @@ def steps_per_second(
 ) -> float:
     """Samples per second of training steps over ``batches`` (after two warm-up steps).
 
-    ``bf16``: forward under bfloat16 autocast (CUDA, or a CPU with native bfloat16, as
-    ``train.amp`` and ``train.amp_cpu`` do); ``channels_last``: model and images in the
+    ``bf16``: as in :func:`training_step`; ``channels_last``: model and images in the
     channels-last 3D memory format; ``compile``: the forward through ``torch.compile``.
     """
     device = batches[0].device
@@ -69,18 +88,9 @@ def steps_per_second(
         batches = [x.to(memory_format=torch.channels_last_3d) for x in batches]
     if compile:
         torch._dynamo.reset()  # a fresh, static-shape graph per model and size
-    forward = torch.compile(model, dynamic=False) if compile else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-
-    def step(x):
-        with autocast(device, bf16, cpu=bf16):
-            out = forward(x)
-            loss = pvae_loss(out, x, targets[: len(x)], beta=1.0, gamma=1.0).total
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    step = training_step(
+        model, targets, bf16, torch.compile(model, dynamic=False) if compile else None
+    )
     for x in batches[:2]:
         step(x)
     synchronize(device)
@@ -146,20 +156,10 @@ def profile_step(x: torch.Tensor, bf16: bool, top: int = 8) -> dict:
     time: the share of convolutions (forward and backward) and the largest operators."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = PVAE(ModelConfig(), x.shape[2:])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    targets = torch.zeros(len(x), 4)
-
-    def step():
-        with autocast(torch.device("cpu"), bf16, cpu=bf16):
-            loss = pvae_loss(model(x), x, targets, beta=1.0, gamma=1.0).total
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    step()
+    step = training_step(PVAE(ModelConfig(), x.shape[2:]), torch.zeros(len(x), 4), bf16)
+    step(x)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
+        step(x)
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     conv = ("convolution", "conv3d", "conv_transpose")
@@ -287,9 +287,9 @@ def main() -> None:
     result = result_header(args.dataset, store)
     lines = [f"# Training benchmark\n\n{run_line(result)} Dataset {store.fingerprint}."]
     if not args.skip_speed:
+        variants = ["float32", *(v for v in args.variants if v != "float32")]  # the baseline
         result["speed"] = [
-            speed(store, side, args.batch_size, args.speed_steps, args.variants)
-            for side in args.sizes
+            speed(store, side, args.batch_size, args.speed_steps, variants) for side in args.sizes
         ]
         bf16 = cpu_bfloat16_native() and "bf16 autocast" in args.variants
         batch = speed_batch(store, max(args.sizes), args.batch_size)
