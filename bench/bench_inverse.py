@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine, run_line  # noqa: E402
 
 import pvae  # noqa: E402
+from pvae.core.memory import retain_freed_memory  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.design.active import CriticLearner  # noqa: E402
 from pvae.design.baselines import catalogue_baseline  # noqa: E402
@@ -230,6 +231,8 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=LBMSettings.tol,
                         help="LBM verification tolerance (LBMSettings.tol)")
     parser.add_argument("--max-steps", type=int, default=20_000, help="LBM steps cap per direction")
+    parser.add_argument("--lbm-budget", type=int, default=InverseSettings.lbm_budget,
+                        help="LBM verifications per target, for pvae and each baseline")
     parser.add_argument("--critic-steps", type=int, default=InverseSettings.critic_steps,
                         help="active learning: critic fine-tuning steps per round (0 = off)")
     parser.add_argument("--prior-samples", type=int, default=InverseSettings.prior_samples,
@@ -248,7 +251,9 @@ def main() -> None:
     critic, critic_file = find_critic(args.model, loaded)
     prior = find_prior(args.model, loaded.model.config.latent_dim)
     index = NoveltyIndex(pool.images())
-    settings = InverseSettings(critic_steps=args.critic_steps, prior_samples=args.prior_samples,
+    retain_freed_memory()  # as the pvae command runs
+    settings = InverseSettings(lbm_budget=args.lbm_budget, critic_steps=args.critic_steps,
+                               prior_samples=args.prior_samples,
                                variation_rounds=args.variation_rounds,
                                blur_seeds=args.blur_seeds)  # fmt: skip
     learner = CriticLearner(critic, pool, settings.critic_steps) if settings.critic_steps else None

@@ -9,7 +9,9 @@ for this model (default ModelConfig) and the network with the research code's pu
 VAE3D (bench/reference_pvae.py: 4 stride-2 convolutions, a 250-d flat
 latent), both in one run, on the same batch and threads, under each execution variant
 (float32, channels-last memory, bfloat16 autocast on a CPU with native bfloat16,
-torch.compile). A profile of one step of ours at the largest side says what bounds it.
+torch.compile, freed memory retained as the ``pvae`` command runs; the research code runs
+with glibc's default allocator, the float32 column). A profile of one step of ours at the
+largest side (bf16 and retained memory when measured) says what bounds it.
 Accuracy: this model trained with --epochs on the first --dataset-size training samples
 of the dataset, evaluated on the test split, once in float32 and once with
 ``train.amp_cpu`` (bfloat16 steps) when the CPU has native bfloat16.
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import result_header, run_line, synchronize  # noqa: E402
 from reference_pvae import ReferencePVAE, flatten_share  # noqa: E402
 
+from pvae.core.memory import retain_freed_memory  # noqa: E402
 from pvae.data.microstructures.synthesize import synthesize_sample  # noqa: E402
 from pvae.data.store import open_dataset  # noqa: E402
 from pvae.vae.config import ModelConfig, experiment_from_dict  # noqa: E402
@@ -46,6 +49,9 @@ VARIANTS = {  # execution variant -> steps_per_second options
     "bf16 autocast": {"bf16": True},
     "bf16 autocast + channels-last": {"bf16": True, "channels_last": True},
     "torch.compile": {"compile": True},
+    # last: restoring glibc's limits afterwards does not restore its adaptive mmap threshold
+    "retained memory": {"retain": True},
+    "bf16 autocast + retained memory": {"bf16": True, "retain": True},
 }
 
 
@@ -76,12 +82,25 @@ def steps_per_second(
     bf16: bool = False,
     channels_last: bool = False,
     compile: bool = False,
+    retain: bool = False,
 ) -> float:
     """Samples per second of training steps over ``batches`` (after two warm-up steps).
 
     ``bf16``: as in :func:`training_step`; ``channels_last``: model and images in the
-    channels-last 3D memory format; ``compile``: the forward through ``torch.compile``.
+    channels-last 3D memory format; ``compile``: the forward through ``torch.compile``;
+    ``retain``: freed memory kept for reuse (:func:`pvae.core.memory.retain_freed_memory`,
+    as the ``pvae`` command and study trials run), glibc's limits again afterwards.
     """
+    if retain:
+        retain_freed_memory()
+    try:
+        return _steps_per_second(model, batches, targets, bf16, channels_last, compile)
+    finally:
+        if retain:
+            retain_freed_memory(False)
+
+
+def _steps_per_second(model, batches, targets, bf16, channels_last, compile) -> float:
     device = batches[0].device
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
@@ -229,8 +248,9 @@ def profile_lines(p: dict) -> list[str]:
     """Markdown of one profiled step."""
     ops = ", ".join(f"`{o['op']}` {o['share']:.0%}" for o in p["largest"])
     return [
-        f"\nOne step of ours at {p['side']}^3 ({'bf16 autocast' if p['bf16'] else 'float32'}, "
-        f"profiled, {p['step_s']:.2f} s of CPU time): convolutions (forward and backward) "
+        f"\nOne step of ours at {p['side']}^3 ({'bf16 autocast' if p['bf16'] else 'float32'}"
+        f"{', retained memory' if p.get('retained_memory') else ''}, profiled, "
+        f"{p['step_s']:.2f} s of CPU time): convolutions (forward and backward) "
         f"{p['convolution_share']:.0%}, the rest elementwise and copies. Largest: {ops}."
     ]
 
@@ -287,13 +307,14 @@ def main() -> None:
     result = result_header(args.dataset, store)
     lines = [f"# Training benchmark\n\n{run_line(result)} Dataset {store.fingerprint}."]
     if not args.skip_speed:
-        variants = ["float32", *(v for v in args.variants if v != "float32")]  # the baseline
+        variants = [v for v in VARIANTS if v == "float32" or v in args.variants]  # the baseline
         result["speed"] = [
             speed(store, side, args.batch_size, args.speed_steps, variants) for side in args.sizes
         ]
-        bf16 = cpu_bfloat16_native() and "bf16 autocast" in args.variants
+        bf16 = cpu_bfloat16_native() and any("bf16" in v for v in variants)
+        retained = retain_freed_memory(any("retained" in v for v in variants))
         batch = speed_batch(store, max(args.sizes), args.batch_size)
-        result["profile"] = profile_step(batch, bf16)
+        result["profile"] = {**profile_step(batch, bf16), "retained_memory": retained}
         lines += ["\n## Speed (training steps, forward + backward + AdamW)"]
         for s in result["speed"]:
             lines += speed_lines(s)

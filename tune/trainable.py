@@ -16,6 +16,7 @@ import ray
 import torch
 from ray import tune
 
+from pvae.core.memory import retain_freed_memory
 from pvae.design.probe import design_probe
 from pvae.vae.config import experiment_from_dict
 from pvae.vae.train import STUDY_METRIC, Trainer, read_checkpoint
@@ -40,6 +41,7 @@ def train_trial(config: dict, experiment: dict, dataset: str, device: str, threa
         Torch CPU threads (the trial's CPUs).
     """
     torch.set_num_threads(threads)
+    retain_freed_memory()
     resolved = experiment_from_dict(experiment).with_overrides(config)
     trainer = Trainer(resolved, dataset, device, design_probe(resolved))
     checkpoint = tune.get_checkpoint()

@@ -11,6 +11,7 @@ import warnings
 from pvae import __version__
 from pvae.cli import analyze, data, design, generate, props, study, surrogate, train
 from pvae.core.errors import PvaeError
+from pvae.core.memory import retain_freed_memory
 
 COMMANDS = (data, props, train, study, analyze, design, generate, surrogate)
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.debug:
         warnings.showwarning = _one_line_warning
+    retain_freed_memory()
     try:
         return args.run(args) or 0
     except PvaeError as exc:
