@@ -170,18 +170,18 @@ bench/data/companion64-s%/.built: models/surrogate-64.pt
 	touch $@
 
 # the design recipe at 64^3 on that dataset (bench/design-64.yaml), and its inverse-design
-# benchmark (after `make dataset-64`): 4 sample targets per family, 4 LBM solves per target for
+# benchmark (after `make dataset-64`): 3 sample targets per family, 4 LBM solves per target for
 # pvae and for each baseline
 design-model-64: $(STAMP)
 	$(VENV)/bin/pvae train --experiment bench/design-64.yaml --out runs/design-64
 
 bench-inverse-64: bench/data/companion64-s65/.built
 	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s65 \
-		--name inverse-64 --sets samples --per-family 4 --lbm-budget 4
+		--name inverse-64 --sets samples --per-family 3 --lbm-budget 4
 
 bench-inverse-64-heldout: bench/data/companion64-s66/.built
 	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s66 \
-		--name inverse-64-heldout --sets samples --per-family 4 --lbm-budget 4
+		--name inverse-64-heldout --sets samples --per-family 3 --lbm-budget 4
 
 dataset-64: models/surrogate-64.pt
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae data build --count 2000 --size 64 --seed 12 \

@@ -41,6 +41,7 @@ whole design (optimisation, screening, novelty and every LBM verification). Writ
 
 import argparse
 import json
+import resource
 import sys
 import time
 from dataclasses import asdict
@@ -160,7 +161,9 @@ def markdown(result: dict) -> str:
         f"Model `{result['model']}`, critic `{result['critic']}`, prior `{result['prior']}` "
         "(conditional draws only from a conditional prior), pool: "
         f"{result['pool']}. "
-        f"Targets from `{result['companion']}` (no sample shared with the training data)"
+        + (f"Peak resident memory {result['peak_rss_gib']:.1f} GiB. "
+           if "peak_rss_gib" in result else "")
+        + f"Targets from `{result['companion']}` (no sample shared with the training data)"
         + ("; targets outside the training ranges attempted (`--allow-extrapolation`)."
            if result["allow_extrapolation"] else "."),  # fmt: skip
         "",
@@ -324,6 +327,7 @@ def main() -> None:
         result["sets"][name] = summarize(frame) | {"left_out_outside_training_range": left_out}
         result["rows"][name] = frame.to_dict(orient="records")
     result["active_learning"] = learner.summary() if learner is not None else None
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(result))

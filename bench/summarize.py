@@ -273,6 +273,8 @@ EXTRACTORS = {
     "inverse-foreign": _inverse,
     "inverse-heldout": _inverse,
     "inverse-heldout-production": _inverse,
+    "inverse-64": _inverse,
+    "inverse-64-heldout": _inverse,
     "production_cpu": _production,
     "surrogate": _surrogate,
     "fidelity": _fidelity,

@@ -309,6 +309,16 @@ def test_novelty_is_zero_for_a_training_sample_and_its_rotated_shifted_copies(rn
     assert 0.05 < index.novelty(half[None])[0] < 0.45
 
 
+def test_novelty_does_not_depend_on_the_reference_batch(rng):
+    """The batch only bounds memory (sized by image volume when not given): one reference at a
+    time finds the same best match as all at once."""
+    references = rng.random((9, 10, 10, 10)) < 0.5
+    designs = rng.random((4, 10, 10, 10)) < 0.5
+    one, default = NoveltyIndex(references, batch=1), NoveltyIndex(references)
+    assert one.batch == 1 and default.batch == 16  # a small volume: the most the cap allows
+    assert [one.best_match(d) for d in designs] == [default.best_match(d) for d in designs]
+
+
 def test_the_critic_lowers_the_measured_error_of_decoded_structures(tmp_path):
     """Optimising with the critic in the loop brings the critic's permeability of the
     binarized decoded structures closer to the target than the regressor alone does.

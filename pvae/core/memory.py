@@ -11,8 +11,11 @@ training step at 100^3 in float32 ran 1.6x faster (``bench/bench_train.py``).
 :func:`retain_freed_memory` turns mmap off for ``malloc`` (large blocks come from the heap,
 and go back to it when freed) and raises the trim threshold, so up to
 :data:`TRIM_THRESHOLD` of free heap stays mapped. The cost is resident memory: a process
-keeps its peak. The ``pvae`` command and every study trial call it; set
-``PVAE_RETAIN_FREED_MEMORY=0`` to keep glibc's defaults. Other C libraries are left alone.
+keeps its peak, and blocks of many sizes fragment the heap. Measured peaks: 4 training steps
+at 100^3 (batch 8) 1.41 -> 1.92 GiB; 64^3 decodes, a backward pass and a novelty query
+together 4.7 -> 8.4 GiB. The ``pvae`` command and every study trial call it; set
+``PVAE_RETAIN_FREED_MEMORY=0`` to keep glibc's defaults where memory is short. Other C
+libraries are left alone.
 """
 
 import ctypes

@@ -20,6 +20,8 @@ import torch
 
 from pvae.data.symmetry import cube_symmetries
 
+BATCH_BYTES = 256 * 2**20  # correlations in flight per batch of references
+
 
 class NoveltyIndex:
     """Reference structures prepared for novelty queries.
@@ -29,22 +31,24 @@ class NoveltyIndex:
     references : np.ndarray of bool, shape (N, Z, Y, X)
         True = pore, axes (z, y, x); for example a model's training split.
     device : str
-    batch : int
-        References correlated at once (memory about ``batch * Z * Y * X * 8`` bytes
-        per symmetry batch).
+    batch : int, optional
+        References correlated at once, each with every symmetry (memory about
+        ``batch * G * Z * Y * X * 8`` bytes); default: as many as fit
+        :data:`BATCH_BYTES`, at most 16 (16 at 32^3, 2 at 64^3).
     """
 
-    def __init__(self, references: np.ndarray, device: str = "cpu", batch: int = 16):
+    def __init__(self, references: np.ndarray, device: str = "cpu", batch: int | None = None):
         references = np.asarray(references, dtype=bool)
         if references.ndim != 4 or not len(references):
             raise ValueError("novelty needs at least one reference structure (N, Z, Y, X)")
         self.shape = references.shape[1:]
         self.device = torch.device(device)
-        self.batch = batch
         voxels = torch.from_numpy(references).to(self.device, torch.float32)
         self.sizes = voxels.flatten(1).sum(1)  # (N,) pore voxels
         self.spectra = torch.fft.rfftn(voxels, dim=(1, 2, 3))  # (N, Z, Y, X//2+1)
         self.symmetries = cube_symmetries(self.shape)
+        per_reference = len(self.symmetries) * int(np.prod(self.shape)) * 8
+        self.batch = batch or int(np.clip(BATCH_BYTES // per_reference, 1, 16))
 
     def __len__(self) -> int:
         return len(self.sizes)
