@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: test test-slow demo lint bench bench-lbm bench-gpu bench-fidelity surrogate-64 dataset-64 design-model-64 bench-inverse-64 bench-inverse-64-heldout bench-inverse bench-inverse-heldout bench-inverse-heldout-production production-model bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
+.PHONY: test test-slow demo lint bench bench-lbm bench-gpu bench-fidelity surrogate-64 dataset-64 design-model-64 bench-inverse-64 bench-inverse-64-midpoints bench-inverse-64-heldout bench-inverse bench-inverse-heldout bench-inverse-heldout-production production-model bench-inverse-foreign bench-inverse-foreign-dev design-model design-prior default-surrogate foreign-near constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -178,6 +178,11 @@ design-model-64: $(STAMP)
 bench-inverse-64: bench/data/companion64-s65/.built
 	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s65 \
 		--name inverse-64 --sets samples --per-family 3 --lbm-budget 4
+
+# midpoints of two companion samples: property vectors no sample of either set has
+bench-inverse-64-midpoints: bench/data/companion64-s65/.built
+	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s65 \
+		--name inverse-64-midpoints --sets midpoints --midpoints 9 --lbm-budget 4
 
 bench-inverse-64-heldout: bench/data/companion64-s66/.built
 	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s66 \

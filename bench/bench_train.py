@@ -312,7 +312,7 @@ def main() -> None:
             speed(store, side, args.batch_size, args.speed_steps, variants) for side in args.sizes
         ]
         bf16 = cpu_bfloat16_native() and any("bf16" in v for v in variants)
-        retained = retain_freed_memory(any("retained" in v for v in variants))
+        retained = any("retained" in v for v in variants) and retain_freed_memory()
         batch = speed_batch(store, max(args.sizes), args.batch_size)
         result["profile"] = {**profile_step(batch, bf16), "retained_memory": retained}
         lines += ["\n## Speed (training steps, forward + backward + AdamW)"]

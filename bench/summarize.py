@@ -274,6 +274,7 @@ EXTRACTORS = {
     "inverse-heldout": _inverse,
     "inverse-heldout-production": _inverse,
     "inverse-64": _inverse,
+    "inverse-64-midpoints": _inverse,
     "inverse-64-heldout": _inverse,
     "production_cpu": _production,
     "surrogate": _surrogate,

@@ -6,7 +6,7 @@ activations far above that (a 64^3 batch of 16 with 16 channels is 268 MB), so e
 maps new pages, and the kernel zero-fills each page on its first touch. Measured on 2 cores
 (AMD EPYC): decoding a batch of 16 at 64^3 spent as much system time as compute (0.33 s
 wall, 191,000 page faults), and 0.17 s with 1,400 faults once freed memory is kept; a
-training step at 100^3 in float32 ran 1.6x faster (``bench/bench_train.py``).
+training step at 100^3 in float32 ran 1.6-2.1x faster (``bench/bench_train.py``).
 
 :func:`retain_freed_memory` turns mmap off for ``malloc`` (large blocks come from the heap,
 and go back to it when freed) and raises the trim threshold, so up to
