@@ -175,18 +175,16 @@ bench/data/companion64-s%/.built: models/surrogate-64.pt
 design-model-64: $(STAMP)
 	$(VENV)/bin/pvae train --experiment bench/design-64.yaml --out runs/design-64
 
+INVERSE64 := $(PY) bench/bench_inverse.py --model runs/design-64 --lbm-budget 4
 bench-inverse-64: bench/data/companion64-s65/.built
-	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s65 \
-		--name inverse-64 --sets samples --per-family 3 --lbm-budget 4
+	$(INVERSE64) --companion $(<D) --name inverse-64 --sets samples --per-family 3
 
 # midpoints of two companion samples: property vectors no sample of either set has
 bench-inverse-64-midpoints: bench/data/companion64-s65/.built
-	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s65 \
-		--name inverse-64-midpoints --sets midpoints --midpoints 9 --lbm-budget 4
+	$(INVERSE64) --companion $(<D) --name inverse-64-midpoints --sets midpoints --midpoints 9
 
 bench-inverse-64-heldout: bench/data/companion64-s66/.built
-	$(PY) bench/bench_inverse.py --model runs/design-64 --companion bench/data/companion64-s66 \
-		--name inverse-64-heldout --sets samples --per-family 3 --lbm-budget 4
+	$(INVERSE64) --companion $(<D) --name inverse-64-heldout --sets samples --per-family 3
 
 dataset-64: models/surrogate-64.pt
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pvae data build --count 2000 --size 64 --seed 12 \
