@@ -44,7 +44,7 @@ $(LBMPY_VENV)/.installed: bench/lbmpy-constraints.txt
 	touch $@
 
 bench-lbm: $(STAMP) $(LBMPY_VENV)/.installed
-	$(PY) bench/bench_lbm.py --lbmpy $(LBMPY_VENV)/bin/python
+	$(PY) bench/bench_lbm.py --lbmpy $(LBMPY_VENV)/bin/python --tensor-sizes 32 64 128
 
 # the design model (bench/design.yaml) with its critic, and its fidelity against the other
 # architectures; the inverse-design benchmark on a companion set no model has seen

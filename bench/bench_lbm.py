@@ -109,9 +109,11 @@ def kernels(device: torch.device):
             fl, fo, *rates, torch.float32, device, compile=True)),
     ]  # fmt: skip
     if device.type == "cpu":
-        sparse = ("numba sparse (default)", lambda fl, fo: SparseCpuLattices(
-            fl, fo, *rates, np.dtype(np.float32)))  # fmt: skip
-        return [sparse, *dense]
+        labels = {"c": "C sparse in-place (default)", "numba": "numba sparse in-place (no C)"}
+        sparse = [(label, lambda fl, fo, kernel=kernel: SparseCpuLattices(
+            fl, fo, *rates, np.dtype(np.float32), kernel=kernel))
+            for kernel, label in labels.items()]  # fmt: skip
+        return [*sparse, *dense]
     return dense[::-1]
 
 
@@ -249,7 +251,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings per case (best kept)")
     parser.add_argument("--batch", type=int, default=16, help="samples of 32^3 in the batch case")
     parser.add_argument("--tensor-sizes", type=int, nargs="*", default=[32, 64],
-                        help="edges of the time-to-tensor images (128 takes tens of minutes)")
+                        help="edges of the time-to-tensor images (make bench-lbm: 32 64 128)")
     parser.add_argument("--tensor-families", nargs="+",
                         default=["spheres", "foam", "channels", "grf"])  # fmt: skip
     parser.add_argument("--recorded", type=int, default=0,

@@ -7,16 +7,23 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pvae.core.errors import PvaeError
+from pvae.core.warnings import PvaeWarning
 from pvae.data.microstructures import family_options, synthesize_sample
 from pvae.physics.lbm import (
     LBMSettings,
+    c_kernel,
     flow_fields,
     permeability,
     permeability_batch,
     permeability_with_flow,
+    sparse_cpu,
 )
+from pvae.physics.lbm.collision import relaxation_rates
+from pvae.physics.lbm.dense_torch import DenseTorchLattices
+from pvae.physics.lbm.sparse_cpu import SparseCpuLattices
 
 EXACT = LBMSettings(dtype="float64", tol=1e-9, max_steps=100_000)
 
@@ -142,12 +149,78 @@ def test_float32_agrees_with_float64(random_sample):
     assert np.abs(k32 - k64).max() <= 0.01 * np.trace(k64) / 3
 
 
-def test_torch_path_agrees_with_numba_kernel():
+@pytest.mark.parametrize("backend", ["c", "numba"])
+def test_torch_path_agrees_with_sparse_kernels(backend):
     image = overlapping_spheres(12, 0.65, 2.5, seed=3)
     settings = {"dtype": "float64", "tol": 1e-7}
-    k_numba = permeability(image, LBMSettings(backend="numba", **settings)).k
+    k_sparse = permeability(image, LBMSettings(backend=backend, **settings)).k
     k_torch = permeability(image, LBMSettings(backend="torch", **settings)).k
-    np.testing.assert_allclose(k_torch, k_numba, rtol=1e-6, atol=1e-9 * np.trace(k_numba))
+    np.testing.assert_allclose(k_torch, k_sparse, rtol=1e-6, atol=1e-9 * np.trace(k_sparse))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", ["c", "numba"])
+def test_in_place_kernels_keep_the_pull_schemes_state_at_every_step(kernel, dtype):
+    """After 1, 2, ... steps (steps A and B alike), the post-collision populations read
+    from the in-place (AA) layout equal those of the dense pull-streaming torch path."""
+    fluid = np.stack([overlapping_spheres(10, 0.6, 2.5, seed=4), plane_channel(4, 10, 10)])
+    fluid[1, :, 5:] = False  # a dead end: bounce-back on every side
+    force = np.array([[1e-3, 2e-4, 0.0], [0.0, 0.0, 1e-3]])
+    rates = relaxation_rates("trt", 0.9, 3 / 16)
+    sparse = SparseCpuLattices(fluid, force, *rates, np.dtype(dtype), kernel=kernel)
+    dense = DenseTorchLattices(fluid, force, *rates, torch.float64, torch.device("cpu"), False)
+    active = np.ones(2, dtype=bool)
+    for steps in (1, 1, 2, 3):
+        sparse.advance(steps, active)
+        dense.advance(steps, active)
+        expected = dense.population_sums()
+        scale = np.abs(expected).max()
+        tolerance = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(sparse.population_sums(), expected, atol=tolerance * scale)
+        fields, reference = sparse.velocities(np.arange(2)), dense.velocities(np.arange(2))
+        u_scale = np.abs(reference).max()
+        np.testing.assert_allclose(fields, reference, rtol=0, atol=tolerance * u_scale)
+
+
+def test_lattices_out_of_phase_give_the_one_by_one_numbers(random_sample):
+    """An odd check interval leaves converged and running lattices in different phases."""
+    other = overlapping_spheres(24, 0.7, 3.0, seed=2)
+    settings = LBMSettings(check_every=7)
+    batch = permeability_batch(np.stack([random_sample, other]), settings)
+    assert len({int(steps) % 2 for result in batch for steps in result.steps}) == 2
+    for image, batched in zip([random_sample, other], batch, strict=True):
+        single = permeability(image, settings)
+        np.testing.assert_allclose(batched.k, single.k, rtol=1e-6, atol=0)
+
+
+def test_c_kernel_is_cached_and_missing_compiler_falls_back_to_numba(tmp_path, monkeypatch):
+    image = overlapping_spheres(12, 0.65, 2.5, seed=3)
+    expected = permeability(image, LBMSettings(backend="numba")).k
+    caches = (c_kernel.load, c_kernel.stepper, sparse_cpu._warn_fallback)
+    monkeypatch.setenv("PVAE_CACHE_DIR", str(tmp_path))
+    try:
+        for clear in caches:
+            clear.cache_clear()
+        library, why = c_kernel.load()
+        assert library is not None and why == ""
+        (built,) = (tmp_path / "lbm").glob("aa-*.so")
+        stamp = built.stat().st_mtime_ns
+        c_kernel.load.cache_clear()
+        assert c_kernel.load()[0] is not None
+        assert built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+        monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+        for clear in caches:
+            clear.cache_clear()
+        with pytest.raises(PvaeError, match="C LBM kernel did not build: false failed"):
+            permeability(image, LBMSettings(backend="c"))
+        with pytest.warns(PvaeWarning, match="numba kernel"):
+            k = permeability(image).k
+        np.testing.assert_array_equal(k, expected)
+    finally:
+        monkeypatch.undo()
+        for clear in caches:
+            clear.cache_clear()
 
 
 def test_blocked_direction_is_exactly_zero(random_sample):
@@ -258,12 +331,12 @@ def test_flow_field_is_zero_in_pores_without_flow_and_with_permeability_from_one
     assert fields[0].velocity[0, :, 1:5].min() > 0
 
 
-def test_flow_fields_of_numba_and_torch_agree():
+def test_flow_fields_of_c_and_torch_agree():
     image = overlapping_spheres(12, 0.65, 2.5, seed=3)
     settings = {"dtype": "float64", "tol": 1e-7}
-    numba_fields = flow_fields(image, LBMSettings(backend="numba", **settings))
+    c_fields = flow_fields(image, LBMSettings(backend="c", **settings))
     torch_fields = flow_fields(image, LBMSettings(backend="torch", **settings))
-    for a, b in zip(numba_fields, torch_fields, strict=True):
+    for a, b in zip(c_fields, torch_fields, strict=True):
         scale = np.abs(a.velocity).max()
         assert scale > 0
         np.testing.assert_allclose(b.velocity, a.velocity, rtol=0, atol=1e-6 * scale)

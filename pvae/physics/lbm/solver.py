@@ -32,9 +32,10 @@ that converges it, so a batch reproduces one-by-one runs.
 The velocity fields of the same run (taken at the check that gives each column) are
 :func:`pvae.physics.lbm.flow_field.flow_fields`.
 
-Backends: on CPU a sparse numba kernel (:mod:`~pvae.physics.lbm.sparse_cpu`), elsewhere
-dense torch tensors (:mod:`~pvae.physics.lbm.dense_torch`), compiled with ``torch.compile``
-on CUDA. ``backend="torch"`` runs the dense path on CPU too.
+Backends: on CPU a sparse in-place kernel (:mod:`~pvae.physics.lbm.sparse_cpu`), compiled
+as C where a C compiler is found (``backend="c"``), else numba (``backend="numba"``);
+elsewhere dense torch tensors (:mod:`~pvae.physics.lbm.dense_torch`), compiled with
+``torch.compile`` on CUDA. ``backend="torch"`` runs the dense path on CPU too.
 """
 
 import math
@@ -54,7 +55,7 @@ from pvae.physics.lbm.sparse_cpu import SparseCpuLattices
 _DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
 _CONVENTIONS = ("superficial", "pore")
 _CONVERGENCE = ("extrapolated", "change")
-_BACKENDS = ("auto", "numba", "torch")
+_BACKENDS = ("auto", "c", "numba", "torch")
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class LBMSettings:
         Precision of the populations.
     convention : {"superficial", "pore"}
         Darcy velocity: flux over all voxels (default) or averaged over pore voxels.
-    backend : {"auto", "numba", "torch"}
-        ``"auto"``: the numba kernel on CPU, dense torch elsewhere.
+    backend : {"auto", "c", "numba", "torch"}
+        ``"auto"``: on CPU the C kernel, or the numba one (with a warning) where no C
+        compiler builds it; dense torch elsewhere. All give the same K to float rounding.
     compile : bool or None
         ``torch.compile`` the dense torch step; None = only on CUDA.
     """
@@ -103,7 +105,7 @@ class LBMSettings:
     max_steps: int = 50_000
     dtype: Literal["float32", "float64"] = "float32"
     convention: Literal["superficial", "pore"] = "superficial"
-    backend: Literal["auto", "numba", "torch"] = "auto"
+    backend: Literal["auto", "c", "numba", "torch"] = "auto"
     compile: bool | None = None
 
     def __post_init__(self) -> None:
@@ -344,15 +346,15 @@ def _lattices(fluid: np.ndarray, force: np.ndarray, settings: LBMSettings, devic
     omega_plus, omega_minus = relaxation_rates(settings.collision, settings.tau, settings.magic)
     np_dtype, torch_dtype = _DTYPES[settings.dtype]
     backend = settings.backend
-    if backend == "auto":
-        backend = "numba" if device.type == "cpu" else "torch"
-    if backend == "numba":
-        if device.type != "cpu":
-            raise PvaeError(f"the numba backend runs on the CPU only, not on {device}")
-        return SparseCpuLattices(fluid, force, omega_plus, omega_minus, np.dtype(np_dtype))
-    compile_step = device.type == "cuda" if settings.compile is None else settings.compile
-    return DenseTorchLattices(
-        fluid, force, omega_plus, omega_minus, torch_dtype, device, compile_step
+    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
+        compile_step = device.type == "cuda" if settings.compile is None else settings.compile
+        return DenseTorchLattices(
+            fluid, force, omega_plus, omega_minus, torch_dtype, device, compile_step
+        )
+    if device.type != "cpu":
+        raise PvaeError(f"the {backend} backend runs on the CPU only, not on {device}")
+    return SparseCpuLattices(
+        fluid, force, omega_plus, omega_minus, np.dtype(np_dtype), kernel=backend
     )
 
 

@@ -7,7 +7,8 @@ halfway bounce-back, which puts the no-slip wall on the voxel faces, half a latt
 spacing from the fluid node, so a voxel image is used as it is.
 
 Two forms of the same rule are given: :func:`pull_stream` on dense torch tensors (any
-device) and :func:`pull_sources`, a gather table for the sparse CPU kernel.
+device), and :func:`aa_sources`, the table of the sparse CPU kernels, which stream in
+place (:mod:`~pvae.physics.lbm.kernel_source`).
 """
 
 import numpy as np
@@ -41,12 +42,14 @@ def pull_stream(f: torch.Tensor, fluid: torch.Tensor) -> list[torch.Tensor]:
     return fin
 
 
-def pull_sources(fluid: np.ndarray) -> np.ndarray:
-    """Gather table of the sparse kernel: where each incoming population comes from.
+def aa_sources(fluid: np.ndarray) -> np.ndarray:
+    """Table of the sparse kernels' B step (:mod:`~pvae.physics.lbm.kernel_source`).
 
     The fluid nodes of all lattices are numbered in C order of ``fluid`` (lattice, z, y, x);
-    populations are stored as an array ``f`` of shape ``(Q, N)``. Incoming population q of
-    node n is ``f.ravel()[table[q - 1, n]]`` for q = 1..Q-1 (q = 0 does not move).
+    populations are stored in place as an array ``f`` of shape ``(Q, N)``. In a B step,
+    node n reads incoming population q from ``f.ravel()[table[q - 1, n]]`` and writes its
+    post-collision population ``OPPOSITE[q]`` back to the same place (q = 1..Q-1; q = 0
+    does not move).
 
     Parameters
     ----------
@@ -56,8 +59,8 @@ def pull_sources(fluid: np.ndarray) -> np.ndarray:
     Returns
     -------
     np.ndarray of int32 (int64 when Q * N >= 2**31), shape (Q - 1, N)
-        Flat indices into ``f``: ``q * N + m`` for the neighbour m, or ``OPPOSITE[q] * N + n``
-        (bounce-back) when the neighbour is solid.
+        Flat indices into ``f``: ``OPPOSITE[q] * N + m`` for the upstream neighbour m (at
+        ``x - c_q``), or ``q * N + n`` (bounce-back) when that neighbour is solid.
     """
     n_fluid = int(fluid.sum())
     index_dtype = np.int32 if Q * n_fluid < 2**31 else np.int64
@@ -67,7 +70,6 @@ def pull_sources(fluid: np.ndarray) -> np.ndarray:
     table = np.empty((Q - 1, n_fluid), dtype=index_dtype)
     for q in range(1, Q):
         neighbour = np.roll(node, ARRAY_SHIFTS[q], axis=(1, 2, 3))[fluid]
-        table[q - 1] = np.where(
-            neighbour >= 0, q * n_fluid + neighbour, OPPOSITE[q] * n_fluid + own
-        )
+        upstream = OPPOSITE[q] * n_fluid + neighbour
+        table[q - 1] = np.where(neighbour >= 0, upstream, q * n_fluid + own)
     return table
