@@ -22,7 +22,9 @@ def _lbm(d):
             (
                 f"LBM {r['case']}, {r['kernel']}",
                 f"{r['mlups']:.1f} MLUPS "
-                f"({r['fraction_of_roofline']:.0%} of {r['roofline_mlups']:.0f} roofline)",
+                f"({r['fraction_of_roofline']:.0%} of {r['roofline_mlups']:.0f} roofline"
+                + (f"; fluid nodes {r['fluid_mlups']:.1f}" if "fluid_mlups" in r else "")
+                + ")",
             )
         )
     frame = pd.DataFrame(d.get("time_to_tensor", []))
