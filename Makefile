@@ -141,9 +141,9 @@ default-surrogate: bench/data/critic-s2026/manifest.parquet bench/data/critic-s2
 		--epochs 150 --patience 40 --channels 8,16,32 --straight-pores --overwrite
 
 # the 64^3 path (issue 25): an LBM-labelled 64^3 training set of the default families (128 of each,
-# seed 64: about 48 min on 2 cores), the 64^3 surrogate trained on it (models/surrogate-64.pt,
+# seed 64: about 13 min on 2 cores), the 64^3 surrogate trained on it (models/surrogate-64.pt,
 # 16 min), and the 2000-sample 64^3 dataset that surrogate labels with LBM fallback and a 2% LBM
-# check (bench/data/build-64, 24 min; report in bench/results/dataset_build_64.json). Each step
+# check (bench/data/build-64, 8 min; report in bench/results/dataset_build_64.json). Each step
 # resumes.
 LBM64 := bench/data/lbm64-s64
 $(LBM64)/.built: | $(STAMP)
