@@ -19,6 +19,7 @@ def test_default_dataset_matches_its_record():
     assert len(store) == sum(count for _, count in RECIPE["parts"])
     assert store.shape == (RECIPE["size"],) * 3
     assert record["recipe"]["seed"] == RECIPE["seed"]
+    assert record["recipe"]["lbm"] == RECIPE["lbm"]
     assert resolve_dataset(None) == DEFAULT_DATASET
     size = sum(p.stat().st_size for p in DEFAULT_DATASET.iterdir())
     assert size < 5 * 2**20  # a few MB at most

@@ -51,10 +51,11 @@ def c_source() -> str:
             f"{real} omega_minus"
         )
         span = "int64_t nn, int64_t start, int64_t stop"
-        step_a = step_bodies(Dialect("c", real))[0]
+        step_a = step_bodies(Dialect("c", real)).step_a
         parts.append(_function(f"step_a_{real}({real} *restrict f, {span}, {scalars})", step_a))
         for index in _INDICES:
-            step_b = step_bodies(Dialect("c", real), index)[1]
+            source = step_bodies(Dialect("c", real), index)
+            step_b = source.table_slots + source.indexed
             table = f"const {index} *restrict table"
             signature = f"step_b_{real}_{index}({real} *restrict f, {table}, {span}, {scalars})"
             parts.append(_function(signature, step_b))

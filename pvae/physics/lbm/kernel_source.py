@@ -25,6 +25,8 @@ The collision is not written here: :func:`step_bodies` traces
 that record each arithmetic operation, and emits it in the syntax of numba (Python) or C.
 """
 
+from dataclasses import dataclass
+
 from pvae.physics.lbm.collision import collide
 from pvae.physics.lbm.lattice import OPPOSITE, Q
 
@@ -99,11 +101,36 @@ class Dialect:
         return f"{target} = {expression};" if self.c else f"{target} = {expression}"
 
 
-def step_bodies(dialect: Dialect, table_type: str = "int32_t") -> tuple[list[str], list[str]]:
-    """Loop bodies of steps A and B for node ``n``.
+@dataclass(frozen=True)
+class StepSource:
+    """Statements of the two steps for node ``n``, unindented.
 
-    The bodies use these names, which the enclosing function must define: ``f`` (the
-    population array of shape (Q, N), in C a pointer with row stride ``nn``), ``flat``
+    Attributes
+    ----------
+    step_a : list of str
+        Step A on node n's own slots, addressed as rows of ``f`` (contiguous in n, what a
+        vectorising compiler wants).
+    own_slots, table_slots : list of str
+        Define ``i1 .. i18``, the flat indices where population q is read (and population
+        ``OPPOSITE[q]`` written): node n's own slots q (step A) or the table's entries
+        (step B).
+    indexed : list of str
+        Read population q at ``i_q``, collide, write post-collision q at
+        ``i_{OPPOSITE[q]}``: step B after ``table_slots``, step A after ``own_slots``. One
+        body for both steps runs the same floating-point code in each.
+    """
+
+    step_a: list[str]
+    own_slots: list[str]
+    table_slots: list[str]
+    indexed: list[str]
+
+
+def step_bodies(dialect: Dialect, table_type: str = "int32_t") -> StepSource:
+    """Source of steps A and B for node ``n`` (:class:`StepSource`).
+
+    The statements use these names, which the enclosing function must define: ``f`` (the
+    population array of shape (Q, N), in C a pointer), ``nn`` (N, the row stride), ``flat``
     (Python: ``f.ravel()``), ``table`` (the B-step table of shape (Q - 1, N), in C a pointer
     with row stride ``nn``), ``force0..force2``, ``omega_plus`` and ``omega_minus``.
 
@@ -116,8 +143,7 @@ def step_bodies(dialect: Dialect, table_type: str = "int32_t") -> tuple[list[str
 
     Returns
     -------
-    (list of str, list of str)
-        Statements of step A and of step B, unindented.
+    StepSource
     """
     trace: list[tuple] = []
     fin = [_Symbol(f"f{q}", trace) for q in range(Q)]
@@ -130,22 +156,27 @@ def step_bodies(dialect: Dialect, table_type: str = "int32_t") -> tuple[list[str
     if dialect.c:
         slot = [f"f[{q}L * nn + n]" for q in range(Q)]  # slot q of node n
         moved = ["f[n]"] + [f"f[i{q}]" for q in range(1, Q)]
-        entries = [dialect.define(f"i{q}", f"table[{q - 1}L * nn + n]", table_type)
-                   for q in range(1, Q)]  # fmt: skip
+        table = [f"table[{q - 1}L * nn + n]" for q in range(1, Q)]
+        own = [f"{q}L * nn + n" for q in range(1, Q)]
     else:
         slot = [f"f[{q}, n]" for q in range(Q)]
         moved = ["flat[n]"] + [f"flat[i{q}]" for q in range(1, Q)]
-        entries = [dialect.define(f"i{q}", f"table[{q - 1}, n]") for q in range(1, Q)]
+        table = [f"table[{q - 1}, n]" for q in range(1, Q)]
+        own = [f"{q} * nn + n" for q in range(1, Q)]
     result = [dialect.operand(value) for value in out]
     step_a = (
         [dialect.define(f"f{q}", slot[q]) for q in range(Q)]
         + collision
         + [dialect.store(slot[OPPOSITE[q]], result[q]) for q in range(Q)]
     )
-    step_b = (
-        entries
-        + [dialect.define(f"f{q}", moved[q]) for q in range(Q)]
+    indexed = (
+        [dialect.define(f"f{q}", moved[q]) for q in range(Q)]
         + collision
         + [dialect.store(moved[OPPOSITE[q]], result[q]) for q in range(Q)]
     )
-    return step_a, step_b
+    return StepSource(
+        step_a=step_a,
+        own_slots=[dialect.define(f"i{q}", own[q - 1], table_type) for q in range(1, Q)],
+        table_slots=[dialect.define(f"i{q}", table[q - 1], table_type) for q in range(1, Q)],
+        indexed=indexed,
+    )

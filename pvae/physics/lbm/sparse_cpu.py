@@ -49,23 +49,27 @@ KERNELS = ("auto", "c", "numba")
 
 
 def _numba_source() -> str:
-    """Python source of the numba kernel: both steps, chosen per lattice by its phase."""
-    step_a, step_b = step_bodies(Dialect("python"))
-    pad = "\n" + " " * 20
+    """Python source of the numba kernel: one loop body for both steps, whose slot indices
+    come from the lattice's phase (node n's own slots in step A, the table in step B), so
+    that both run the same floating-point code, that of the pull kernel before them: the
+    labels of ``data/default`` are reproduced to the bit."""
+    source = step_bodies(Dialect("python"))
+    pad, body = "\n" + " " * 20, "\n" + " " * 16
     return f"""
 def step(f, table, chunk_start, chunk_stop, chunk_lattice, active, phase, force,
          omega_plus, omega_minus):
     flat = f.ravel()
+    nn = f.shape[1]
     for chunk in prange(chunk_start.shape[0]):
         lattice = chunk_lattice[chunk]
         if active[lattice]:
             force0 = force[lattice, 0]
             force1 = force[lattice, 1]
             force2 = force[lattice, 2]
-            if phase[lattice] == 0:
-                for n in range(chunk_start[chunk], chunk_stop[chunk]):{pad}{pad.join(step_a)}
-            else:
-                for n in range(chunk_start[chunk], chunk_stop[chunk]):{pad}{pad.join(step_b)}
+            own = phase[lattice] == 0
+            for n in range(chunk_start[chunk], chunk_stop[chunk]):
+                if own:{pad}{pad.join(source.own_slots)}
+                else:{pad}{pad.join(source.table_slots)}{body}{body.join(source.indexed)}
 """
 
 
