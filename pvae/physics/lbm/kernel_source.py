@@ -16,9 +16,11 @@ lattice Boltzmann fluid flow simulations using graphics processors", ICPP 2009):
 
 Each slot is read and written by exactly one node in each step, so both steps update ``f``
 in place and nodes may run in any order, in parallel or in SIMD lanes. Against the two
-arrays of pull streaming, a node update moves 152 B instead of 300 B in float32 (no second
-array, no write-allocate of it; the 72 B gather table only every other step), and step A
-vectorises without gathers.
+arrays of pull streaming, a node update moves 152 B (step A) or 224 B (step B, with the
+table) instead of about 300 B in float32 (no second array, no write-allocate of it, the
+72 B table every other step), and step A vectorises without gathers. Step B can also run
+step A's work: with node n's own slots as its indices (:class:`StepSource`), which is how
+the numba kernel runs both steps through one loop body.
 
 The collision is not written here: :func:`step_bodies` traces
 :func:`~pvae.physics.lbm.collision.collide`, the function the torch path runs, with symbols
