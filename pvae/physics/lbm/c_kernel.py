@@ -51,10 +51,11 @@ def c_source() -> str:
             f"{real} omega_minus"
         )
         span = "int64_t nn, int64_t start, int64_t stop"
-        step_a = step_bodies(Dialect("c", real)).step_a
-        parts.append(_function(f"step_a_{real}({real} *restrict f, {span}, {scalars})", step_a))
         for index in _INDICES:
             source = step_bodies(Dialect("c", real), index)
+            if index == _INDICES[0]:  # step A has no table: one per real
+                signature = f"step_a_{real}({real} *restrict f, {span}, {scalars})"
+                parts.append(_function(signature, source.step_a))
             step_b = source.table_slots + source.indexed
             table = f"const {index} *restrict table"
             signature = f"step_b_{real}_{index}({real} *restrict f, {table}, {span}, {scalars})"
@@ -106,7 +107,6 @@ def _build(command: list[str], source: str, target: Path) -> str | None:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         c_file, library = Path(scratch) / "kernel.c", Path(scratch) / target.name
         c_file.write_text(source)
-        error = "no output"
         for flags in (FLAGS, tuple(flag for flag in FLAGS if flag != "-march=native")):
             try:
                 done = subprocess.run(
