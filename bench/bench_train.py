@@ -56,12 +56,14 @@ VARIANTS = {  # execution variant -> steps_per_second options
 
 
 def training_step(model, targets, bf16: bool = False, forward=None):
-    """A function ``step(x)`` that runs one training step of ``model`` (AdamW) on the batch
+    """A function ``step(x)`` that runs one training step of ``model`` (fused AdamW, as
+    :class:`pvae.vae.train.Trainer` steps; both networks alike) on the batch
     ``x`` (B, 1, D, H, W): the pVAE loss against ``targets`` (B, T), the forward under
     bfloat16 autocast when ``bf16`` (CUDA, or a CPU with native bfloat16, as ``train.amp``
     and ``train.amp_cpu`` do), through ``forward`` (e.g. a compiled model) if given."""
     forward = model if forward is None else forward
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")  # as the Trainer steps
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused)
     model.train()
 
     def step(x):

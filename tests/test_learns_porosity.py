@@ -22,7 +22,10 @@ SPATIAL = {**FLAT, "latent_layout": "spatial", "latent_dim": 512}  # 1 channel o
 @pytest.mark.parametrize("layout", [FLAT, SPATIAL], ids=["flat", "spatial"])
 def test_first_stage_tells_an_open_volume_from_a_solid_one(layout):
     """All pore and all solid: the first encoder stage's features must differ. With one
-    channel per group (the layout saved before ``norm_groups``) both normalise to zero."""
+    channel per group (the layout saved before ``norm_groups``) both normalise to zero, up
+    to rounding: on CPU the stage runs channels-last, where PyTorch's GroupNorm takes the
+    variance as E[x^2] - E[x]^2, and a constant channel's rounding residue, divided by
+    sqrt(eps), is about 1e-3."""
     x = torch.stack([torch.ones(1, 16, 16, 16), torch.zeros(1, 16, 16, 16)])  # (2, 1, D, H, W)
 
     def first_stage(config):
@@ -31,7 +34,7 @@ def test_first_stage_tells_an_open_volume_from_a_solid_one(layout):
         return (features[0] - features[1]).abs().max().item()
 
     assert first_stage(ModelConfig(**layout)) > 0.1
-    assert first_stage(ModelConfig(**layout, norm_groups=SAVED_BEFORE_NORM_GROUPS)) < 1e-3
+    assert first_stage(ModelConfig(**layout, norm_groups=SAVED_BEFORE_NORM_GROUPS)) < 1e-2
 
 
 def test_models_saved_before_norm_groups_are_rebuilt_as_they_were_trained():

@@ -1,11 +1,13 @@
-"""Periodic convolution layers: the padding's folded gradient and the transposed
-convolution of the infinite periodic signal, against direct constructions."""
+"""Periodic convolution layers: the padding's folded gradient, the transposed
+convolution of the infinite periodic signal, and the CPU formulations (space to depth,
+sub-pixel, parity weight gradient, bfloat16 GroupNorm), against direct constructions."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from pvae.core.layers import UpConv, periodic_pad
+from pvae.core.layers import Conv3x3, UpConv, group_norm, periodic_pad
 
 
 def wrap_by_index(x: torch.Tensor) -> torch.Tensor:
@@ -49,3 +51,82 @@ def test_upconv_is_the_transposed_convolution_of_the_periodic_signal(shape):
     assert torch.allclose(layer(x), centre, atol=1e-12)
     shifted = layer(x.roll(1, dims=3))  # one voxel in -> two voxels out
     assert torch.allclose(shifted, layer(x).roll(2, dims=3), atol=1e-12)
+
+
+def _values_and_grads(fn, inputs, grad):
+    out = fn()
+    return (out, *torch.autograd.grad(out, inputs, grad))
+
+
+@pytest.mark.parametrize("c_out", [1, 3])  # 1: the sub-pixel path; 3: the parity weight gradient
+@pytest.mark.parametrize("shape", [(4, 4, 4), (3, 5, 6), (2, 2, 2)])
+def test_upconv_cpu_paths_equal_the_transposed_convolution(c_out, shape):
+    """Values and all three gradients of UpConv's CPU formulations against oneDNN's
+    transposed convolution of the padded input (float64)."""
+    torch.manual_seed(2)
+    layer = UpConv(3, c_out).double()
+    x = torch.randn(2, 3, *shape, dtype=torch.float64, requires_grad=True)
+    inputs = (x, layer.weight, layer.bias)
+    grad = torch.randn(2, c_out, *(2 * n for n in shape), dtype=torch.float64)
+    ours = _values_and_grads(lambda: layer(x), inputs, grad)
+    direct = _values_and_grads(
+        lambda: F.conv_transpose3d(periodic_pad(x), layer.weight, layer.bias, stride=2, padding=3),
+        inputs, grad,
+    )  # fmt: skip
+    for a, b in zip(ours, direct, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12 * b.abs().max().item())
+    assert torch.autograd.gradcheck(layer, (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 4), (6, 4, 8), (5, 4, 4)])  # the last: odd, plain path
+def test_first_strided_conv_on_blocks_equals_the_strided_convolution(shape):
+    torch.manual_seed(3)
+    conv = Conv3x3(1, 4, stride=2).double()
+    x = torch.randn(2, 1, *shape, dtype=torch.float64, requires_grad=True)
+    inputs = (x, conv.weight, conv.bias)
+    grad = torch.randn(2, 4, *((n + 1) // 2 for n in shape), dtype=torch.float64)
+    ours = _values_and_grads(lambda: conv(x), inputs, grad)
+    direct = _values_and_grads(
+        lambda: F.conv3d(periodic_pad(x), conv.weight, conv.bias, 2), inputs, grad
+    )
+    for a, b in zip(ours, direct, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12 * b.abs().max().item())
+
+
+def test_periodic_pad_gradient_is_contiguous():
+    x = torch.randn(2, 3, 4, 5, 6, requires_grad=True)
+    (grad,) = torch.autograd.grad(periodic_pad(x), x, torch.randn(2, 3, 6, 7, 8))
+    assert grad.is_contiguous()
+
+
+def test_group_norm_stays_bfloat16_under_cpu_autocast_and_is_plain_elsewhere():
+    torch.manual_seed(4)
+    norm = group_norm(8)
+    nn.init.normal_(norm.weight)
+    nn.init.normal_(norm.bias)
+    x = torch.randn(2, 8, 6, 6, 6).bfloat16().float() * 3 + 1
+    plain = F.group_norm(x, 1, norm.weight, norm.bias, norm.eps)
+    assert torch.equal(norm(x), plain)
+    with torch.autocast("cpu", torch.bfloat16):
+        ours = norm(x.bfloat16())
+    assert ours.dtype == torch.bfloat16
+    # statistics in float32: only the output's bfloat16 rounding (2^-8 relative) is lost
+    assert torch.allclose(ours.float(), plain, rtol=2**-7, atol=1e-2)
+
+
+def test_upconv_under_cpu_autocast_matches_onednn_in_bfloat16():
+    """The parity weight gradient in bfloat16 agrees with oneDNN's to bfloat16 precision."""
+    torch.manual_seed(5)
+    layer = UpConv(8, 4)
+    x = torch.randn(2, 8, 6, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = layer(x)
+        direct = F.conv_transpose3d(periodic_pad(x), layer.weight, layer.bias, stride=2, padding=3)
+    assert out.dtype == direct.dtype == torch.bfloat16
+    grad = torch.randn_like(out)
+    ours = torch.autograd.grad(out, (x, layer.weight, layer.bias), grad)
+    theirs = torch.autograd.grad(direct, (x, layer.weight, layer.bias), grad)
+    assert torch.allclose(out.float(), direct.float(), rtol=0, atol=1e-6)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == b.dtype == torch.float32
+        assert torch.allclose(a, b, rtol=0, atol=2e-2 * b.abs().max().item())
