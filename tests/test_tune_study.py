@@ -24,6 +24,7 @@ from pvae.core.errors import PvaeError
 from pvae.core.warnings import PvaeWarning
 from pvae.data.microstructures import synthesize
 from pvae.vae.train import read_checkpoint
+from tune.lost_checkpoints import saved_latest_checkpoints
 from tune.study import prepare_study, run_study
 from tune.tune_vae import main as tune_vae
 
@@ -200,10 +201,15 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(tmp_path, labelled64):
     assert_event_files_match(study.out, trials, history)  # the retried trial's one curve
 
 
-def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options):
+def second_trial_started(out: Path) -> bool:
+    return len(list(out.glob("ray/out/*/params.json"))) >= 2
+
+
+def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options, ready=second_trial_started):
     """Start a 6-trial study (with more ``options``) as a driver process joining the test
-    cluster, and send it ``sig`` once its first trial has finished, that is once the second
-    of its one-at-a-time trials has started; returns (experiment, out, driver)."""
+    cluster, and send it ``sig`` once ``ready(out)``, by default once its first trial has
+    finished, that is once the second of its one-at-a-time trials has started; returns
+    (experiment, out, driver)."""
     path = experiment(
         tmp_path,
         {
@@ -230,7 +236,7 @@ def interrupt_driver(tmp_path, labelled64, ray_cluster, sig, *options):
         text=True,
     )
     deadline = time.monotonic() + 120
-    while len(list(out.glob("ray/out/*/params.json"))) < 2:
+    while not ready(out):
         assert driver.poll() is None and time.monotonic() < deadline, driver.stderr.read()
         time.sleep(0.2)
     driver.send_signal(sig)
@@ -293,6 +299,40 @@ def test_killed_driver_study_resumes(tmp_path, labelled64, ray_cluster):
     trials, history, _ = results(out)
     assert record["status"] == "complete" and (trials["status"] == "completed").all()
     assert len(trials) == 6 and len(history) == 18
+    assert len(assert_optuna_study_matches(out).trials) == 6
+
+
+def unfinished_trial_checkpoints(out: Path) -> dict:
+    """The latest checkpoints Ray's saved state names for unfinished trials ({} while the
+    state file is missing or half written)."""
+    try:
+        return saved_latest_checkpoints(str(out / "ray" / "out"))
+    except (ValueError, OSError):  # read while Ray rewrites it
+        return {}
+
+
+@pytest.mark.slow
+def test_a_trial_whose_saved_checkpoint_was_deleted_restarts_on_resume(
+    tmp_path, labelled64, ray_cluster
+):
+    """Ray deletes a checkpoint displaced by a newer one before it saves the study's
+    state; a driver killed between the two leaves a state naming a deleted checkpoint.
+    Made certain here: killed once the state names an unfinished trial's checkpoint, which
+    is then deleted. The resumed study restarts that trial and completes, consistently."""
+    path, out, driver = interrupt_driver(
+        tmp_path, labelled64, ray_cluster, signal.SIGKILL, ready=unfinished_trial_checkpoints
+    )
+    assert driver.returncode == -signal.SIGKILL
+    named = unfinished_trial_checkpoints(out)
+    assert named
+    for _, filesystem, checkpoint in named.values():
+        filesystem.delete_dir(checkpoint)
+    with pytest.warns(PvaeWarning, match="restarts from its first epoch"):
+        record = run_study(prepare_study(path, labelled64, out), resume=True)
+    trials, history, _ = results(out)
+    assert record["status"] == "complete" and (trials["status"] == "completed").all()
+    assert len(trials) == 6 and len(history) == 18  # one row per trial and epoch
+    assert set(named) <= set(trials["trial_id"])
     assert len(assert_optuna_study_matches(out).trials) == 6
 
 

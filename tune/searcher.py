@@ -49,8 +49,9 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         self._report(trial_id, result)
 
     def _report(self, trial_id: str, result: dict) -> None:
+        """Epochs a restarted trial reports again (:mod:`tune.lost_checkpoints`) are skipped."""
         step = int(result[TIME_ATTR])
-        if self._last_step.get(trial_id) != step:
+        if step > self._last_step.get(trial_id, 0):
             self._ot_trials[trial_id].report(float(result[self.metric]), step)
             self._last_step[trial_id] = step
 

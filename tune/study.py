@@ -41,6 +41,7 @@ from pvae.vae.config import ExperimentConfig, load_experiment
 from pvae.vae.train import STUDY_METRIC
 from tune.cluster_connect import ray_session
 from tune.live_optuna import LiveOptunaStudy
+from tune.lost_checkpoints import revive_lost_checkpoints
 from tune.results import STUDY_FILE, TRIALS_FILE, write_results
 from tune.searcher import TIME_ATTR, make_search
 from tune.study_spec import StudySpec, parse_study, search_space, smoke
@@ -433,6 +434,14 @@ def run_study(
         atomic_write_bytes(study.out / CONFIG_FILE, resolved)
         atomic_write_json(study.out / STUDY_FILE, {**record, "status": "running"})
         if resume:
+            for trial_id in revive_lost_checkpoints(study.experiment_path):
+                warnings.warn(
+                    f"trial {trial_id}: its last checkpoint was deleted before the study's "
+                    "state was saved (the driver stopped between the two); it restarts from "
+                    "its first epoch",
+                    PvaeWarning,
+                    stacklevel=2,
+                )
             tuner = tune.Tuner.restore(
                 study.experiment_path,
                 _trainable(study, resources, device, function),

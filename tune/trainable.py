@@ -3,7 +3,8 @@
 One trial = one :class:`Trainer` on the experiment with the trial's parameters
 applied. Every epoch is reported with a checkpoint directory holding the trainer's
 checkpoint file; a restarted trial (worker failure, resumed study) continues from
-``tune.get_checkpoint()`` exactly where it stopped. A diverged epoch is reported
+``tune.get_checkpoint()`` exactly where it stopped (from its first epoch when that
+checkpoint was lost, :mod:`tune.lost_checkpoints`). A diverged epoch is reported
 with ``status = "diverged"`` and a NaN study metric, and the trial ends normally, so
 the study goes on.
 """
@@ -47,7 +48,8 @@ def train_trial(config: dict, experiment: dict, dataset: str, device: str, threa
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            trainer.load_state(read_checkpoint(Path(folder) / CHECKPOINT_FILE))
+            if (Path(folder) / CHECKPOINT_FILE).exists():  # else lost: from the first epoch
+                trainer.load_state(read_checkpoint(Path(folder) / CHECKPOINT_FILE))
     node_id = ray.get_runtime_context().get_node_id()  # Ray adds hostname and node_ip itself
     for metrics in trainer.run():
         metrics["node_id"] = node_id
