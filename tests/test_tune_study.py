@@ -325,7 +325,7 @@ def test_a_trial_whose_saved_checkpoint_was_deleted_restarts_on_resume(
     assert driver.returncode == -signal.SIGKILL
     named = unfinished_trial_checkpoints(out)
     assert named
-    for _, filesystem, checkpoint in named.values():
+    for filesystem, checkpoint in named.values():
         filesystem.delete_dir(checkpoint)
     with pytest.warns(PvaeWarning, match="restarts from its first epoch"):
         record = run_study(prepare_study(path, labelled64, out), resume=True)

@@ -24,10 +24,10 @@ LOST_MARKER = "lost_checkpoint.txt"
 _FINISHED = ("TERMINATED",)
 
 
-def saved_latest_checkpoints(experiment_path: str) -> dict[str, tuple[str, object, str]]:
+def saved_latest_checkpoints(experiment_path: str) -> dict[str, tuple[object, str]]:
     """Per unfinished trial of the newest saved state in ``experiment_path`` (a local
-    folder or a ``s3://``-like URI): its latest checkpoint as ``(status, filesystem,
-    path)``, a ``pyarrow.fs`` filesystem and a path on it; trials without one left out."""
+    folder or a ``s3://``-like URI): its latest checkpoint as ``(filesystem, path)``, a
+    ``pyarrow.fs`` filesystem and a path on it; trials without one are left out."""
     newest = _find_newest_experiment_checkpoint(str(experiment_path))
     if newest is None:
         return {}
@@ -37,12 +37,11 @@ def saved_latest_checkpoints(experiment_path: str) -> dict[str, tuple[str, objec
     latest = {}
     for trial_state, run_state in state["trial_data"]:
         trial = Trial.from_json_state(trial_state, stub=True)
-        result = _TrainingRunMetadata.from_json_state(run_state).checkpoint_manager
-        result = result.latest_checkpoint_result
+        manager = _TrainingRunMetadata.from_json_state(run_state).checkpoint_manager
+        result = manager.latest_checkpoint_result
         if trial.status in _FINISHED or result is None or result.checkpoint is None:
             continue
-        checkpoint = result.checkpoint
-        latest[trial.trial_id] = (trial.status, checkpoint.filesystem, checkpoint.path)
+        latest[trial.trial_id] = (result.checkpoint.filesystem, result.checkpoint.path)
     return latest
 
 
@@ -55,7 +54,7 @@ def revive_lost_checkpoints(experiment_path: str) -> list[str]:
         Ids of the trials that will restart from their first epoch.
     """
     revived = []
-    for trial_id, (_, filesystem, path) in saved_latest_checkpoints(experiment_path).items():
+    for trial_id, (filesystem, path) in saved_latest_checkpoints(experiment_path).items():
         if _exists_at_fs_path(filesystem, path):
             continue
         filesystem.create_dir(path)
