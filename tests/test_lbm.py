@@ -4,6 +4,7 @@ Images are boolean, True = pore, indexed (z, y, x); K is in (x, y, z) order.
 """
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -221,6 +222,19 @@ def test_c_kernel_is_cached_and_missing_compiler_falls_back_to_numba(tmp_path, m
         monkeypatch.undo()
         for clear in caches:
             clear.cache_clear()
+
+
+def test_c_kernel_builds_without_a_writable_cache_and_leaves_nothing(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")  # a cache folder under a file cannot be created
+    monkeypatch.setenv("PVAE_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    c_kernel.load.cache_clear()
+    try:
+        library, why = c_kernel.load()
+        assert library is not None and why == ""
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the build is gone
+    finally:
+        c_kernel.load.cache_clear()
 
 
 def test_blocked_direction_is_exactly_zero(random_sample):

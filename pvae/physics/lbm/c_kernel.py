@@ -135,12 +135,18 @@ def load() -> tuple[ctypes.CDLL | None, str]:
     if not target.exists():
         try:
             error = _build(command, source, target)
-        except OSError:  # cache not writable: build for this process only
-            target = Path(tempfile.mkdtemp(prefix="pvae-lbm-")) / target.name
-            error = _build(command, source, target)
+        except OSError:  # cache not writable: build for this process, load, remove the file
+            with tempfile.TemporaryDirectory(prefix="pvae-lbm-") as scratch:
+                own = Path(scratch) / target.name
+                error = _build(command, source, own)
+                return (None, _failed(command, error)) if error else (ctypes.CDLL(str(own)), "")
         if error:
-            return None, f"{shlex.join(command)} failed: {error}"
+            return None, _failed(command, error)
     return ctypes.CDLL(str(target)), ""
+
+
+def _failed(command: list[str], error: str) -> str:
+    return f"{shlex.join(command)} failed: {error}"
 
 
 @cache
