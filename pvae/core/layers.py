@@ -92,24 +92,7 @@ def periodic_pad(x: torch.Tensor) -> torch.Tensor:
     return _PeriodicPad.apply(x)
 
 
-class GroupNorm(nn.GroupNorm):
-    """``nn.GroupNorm`` that keeps bfloat16 input in bfloat16 under CPU autocast.
-
-    Autocast runs GroupNorm in float32, which costs two casts of every activation and a
-    float32 SiLU after it; PyTorch's CPU kernel for bfloat16 input accumulates its
-    statistics in float32 and writes bfloat16, which the next convolution reads anyway.
-    Elsewhere (float32, CUDA) it is ``nn.GroupNorm``.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cpu_autocast = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-        if cpu_autocast and x.dtype == torch.bfloat16:
-            with torch.autocast("cpu", enabled=False):
-                return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        return super().forward(x)
-
-
-def group_norm(channels: int, groups: int = 1) -> GroupNorm:
+def group_norm(channels: int, groups: int = 1) -> nn.GroupNorm:
     """GroupNorm with ``groups`` groups (at most one per channel) over the whole volume.
 
     Statistics over the whole volume are shift-invariant. Each group loses its mean and
@@ -118,7 +101,7 @@ def group_norm(channels: int, groups: int = 1) -> GroupNorm:
     between the channels of one group keep them. One group (the default) keeps every
     contrast; one channel per group erases porosity from the first stage on (issue 27).
     """
-    return GroupNorm(min(groups, channels), channels)
+    return nn.GroupNorm(min(groups, channels), channels)
 
 
 def _parity_taps(kernel: int, taps: dict[tuple[int, int], int]) -> torch.Tensor:
