@@ -42,6 +42,7 @@ from pvae.vae.inference import autocast, cpu_bfloat16_native  # noqa: E402
 from pvae.vae.losses import pvae_loss  # noqa: E402
 from pvae.vae.model import PVAE  # noqa: E402
 from pvae.vae.runs import train_run  # noqa: E402
+from pvae.vae.train import adamw  # noqa: E402
 
 VARIANTS = {  # execution variant -> steps_per_second options
     "float32": {},
@@ -62,8 +63,7 @@ def training_step(model, targets, bf16: bool = False, forward=None):
     bfloat16 autocast when ``bf16`` (CUDA, or a CPU with native bfloat16, as ``train.amp``
     and ``train.amp_cpu`` do), through ``forward`` (e.g. a compiled model) if given."""
     forward = model if forward is None else forward
-    fused = next(model.parameters()).device.type in ("cpu", "cuda")  # as the Trainer steps
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused)
+    optimizer = adamw(model, lr=1e-3)
     model.train()
 
     def step(x):

@@ -104,6 +104,9 @@ def group_norm(channels: int, groups: int = 1) -> nn.GroupNorm:
     return nn.GroupNorm(min(groups, channels), channels)
 
 
+_PARITIES = [(p >> 2 & 1, p >> 1 & 1, p & 1) for p in range(8)]  # (pz, py, px) of 2x2x2 blocks
+
+
 def _parity_taps(kernel: int, taps: dict[tuple[int, int], int]) -> torch.Tensor:
     """(8, 8 or 27) index into a flattened ``kernel``^3 weight (``kernel``^3 = no tap).
 
@@ -113,8 +116,7 @@ def _parity_taps(kernel: int, taps: dict[tuple[int, int], int]) -> torch.Tensor:
     """
     width = 1 + max(t for _, t in taps)
     index = torch.full((8, width**3), kernel**3, dtype=torch.long)
-    for p in range(8):
-        ps = (p >> 2 & 1, p >> 1 & 1, p & 1)
+    for p, ps in enumerate(_PARITIES):
         for t in range(width**3):
             ts = (t // width**2, t // width % width, t % width)
             ks = [taps.get((pi, ti)) for pi, ti in zip(ps, ts, strict=True)]
@@ -198,8 +200,7 @@ class _ParityUpConv(torch.autograd.Function):
             n = [s // 2 for s in grad.shape[2:]]
             grad_weight = torch.empty_like(weight)
             small = weight.new_empty(c_out, c_in, 2, 2, 2)  # only its shape is read
-            for p in range(8):
-                a = (p >> 2 & 1, p >> 1 & 1, p & 1)
+            for a in _PARITIES:
                 o = [(ai + 1) // 2 for ai in a]
                 window = padded[:, :, o[0] : o[0] + n[0] + 1, o[1] : o[1] + n[1] + 1,
                                 o[2] : o[2] + n[2] + 1]  # fmt: skip

@@ -71,6 +71,13 @@ CHECKPOINT_FORMAT = "pvae-checkpoint-1"
 STUDY_METRIC = "val_objective"
 
 
+def adamw(model: torch.nn.Module, **options) -> torch.optim.AdamW:
+    """AdamW over ``model``'s parameters, fused (one kernel for all of them) on CPU and
+    CUDA; ``options`` as ``torch.optim.AdamW`` takes them."""
+    device = next(model.parameters()).device.type
+    return torch.optim.AdamW(model.parameters(), fused=device in ("cpu", "cuda"), **options)
+
+
 class Trainer:
     """A pVAE, its optimiser, data splits and history.
 
@@ -111,10 +118,7 @@ class Trainer:
         self.target_ranges = target_ranges(values[self.train_indices], config.model.targets)
         torch.manual_seed(cfg.seed)
         self.model = PVAE(config.model, self.store.shape).to(self.device)
-        self.optimizer = torch.optim.AdamW(  # fused: one kernel for all parameters
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-            fused=self.device.type in ("cpu", "cuda"),
-        )  # fmt: skip
+        self.optimizer = adamw(self.model, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.critic, self.fidelity_rows = None, np.zeros(0, dtype=int)
         if cfg.fidelity_every > 0:
             surrogate = critic_surrogate(cfg.fidelity_surrogate, self.store, str(self.device))
